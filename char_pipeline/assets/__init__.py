@@ -1,0 +1,1 @@
+"""Thin Dagster assets: load inputs, call the engine, write artifacts, log metadata."""

@@ -1,0 +1,74 @@
+"""The reference catalog: uploaded reference images and where their artifacts live.
+
+Shared by the CLI, the Dagster assets and the API, so every door agrees on artifact keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from char_pipeline.resources.storage import ArtifactStore
+
+REFERENCE_ID = re.compile(r"^ref_[a-z0-9_]{4,64}$")
+
+
+@dataclass(frozen=True)
+class Upload:
+    reference_image_id: str
+    name: str
+    uploaded_at: str
+    size_bytes: int
+
+
+def reference_id_for(data: bytes) -> str:
+    """Content-addressed id: the same image uploaded twice is one reference."""
+    return "ref_" + hashlib.sha256(data).hexdigest()[:16]
+
+
+def upload_key(reference_id: str) -> str:
+    return f"references/{reference_id}/upload.bin"
+
+
+def upload_meta_key(reference_id: str) -> str:
+    return f"references/{reference_id}/upload.json"
+
+
+def reference_key(reference_id: str, name: str) -> str:
+    return f"references/{reference_id}/{name}"
+
+
+def control_key(reference_id: str, control: str, suffix: str) -> str:
+    return f"controls/{reference_id}/{control}.{suffix}"
+
+
+def frame_key(reference_id: str, control: str, index: int) -> str:
+    return f"frames/{reference_id}/{control}/{index:05d}.png"
+
+
+def video_key(reference_id: str, control: str, video_format: str) -> str:
+    return f"videos/{reference_id}/{control}.{video_format}"
+
+
+def save_upload(
+    store: ArtifactStore, data: bytes, name: str = "", reference_id: str | None = None
+) -> Upload:
+    """Store the uploaded bytes as they came; decoding and checks happen downstream."""
+    reference_id = reference_id or reference_id_for(data)
+    if not REFERENCE_ID.match(reference_id):
+        raise ValueError(f"Invalid reference id {reference_id!r}.")
+    upload = Upload(
+        reference_image_id=reference_id,
+        name=name,
+        uploaded_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        size_bytes=len(data),
+    )
+    store.write_bytes(upload_key(reference_id), data)
+    store.write_json(upload_meta_key(reference_id), upload.__dict__)
+    return upload
+
+
+def list_uploads(store: ArtifactStore) -> list[str]:
+    return [name for name in store.list_dirs("references") if store.exists(upload_meta_key(name))]

@@ -1,0 +1,43 @@
+"""The one Definitions object Dagster loads (workspace.yaml points here)."""
+
+import dagster as dg
+
+from char_pipeline.assets.jobs import reference_job, render_job
+from char_pipeline.assets.references import identity_features, reference_image, subject_mask
+from char_pipeline.assets.rendering import control_sequences, frames, video
+from char_pipeline.resources.compute import ComputeResource
+from char_pipeline.resources.storage import ArtifactStore, JsonRecordIOManager
+from char_pipeline.sensors.references import reference_upload_sensor
+from char_pipeline.settings import Settings, get_settings
+
+
+def build_resources(settings: Settings) -> dict:
+    """Storage and compute chosen in one place, from settings."""
+    return {
+        "store": ArtifactStore(
+            root_url=settings.artifacts_root, s3_endpoint_url=settings.s3_endpoint_url
+        ),
+        "io_manager": JsonRecordIOManager(
+            root_url=settings.artifacts_root, s3_endpoint_url=settings.s3_endpoint_url
+        ),
+        "compute": ComputeResource(
+            renderer=settings.renderer,
+            max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels,
+        ),
+    }
+
+
+ASSETS = [reference_image, subject_mask, identity_features, control_sequences, frames, video]
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=ASSETS,
+        jobs=[render_job, reference_job],
+        sensors=[reference_upload_sensor],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(get_settings())

@@ -1,0 +1,69 @@
+"""Typed errors raised by the engine.
+
+Each error carries a stable ``code`` (the API maps it to the seed's error envelope) and
+``details`` that a client can act on. Messages are written for the person reading them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CharPipelineError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code = "InternalError"
+    http_status = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInputError(CharPipelineError):
+    """The input is well-formed but semantically wrong (the API answers 422)."""
+
+    code = "UnprocessableEntity"
+    http_status = 422
+
+
+class ImageDecodeError(InvalidInputError):
+    """The bytes are not a readable image (corrupt, truncated, or not an image at all)."""
+
+
+class UnsupportedImageFormatError(InvalidInputError):
+    """The image decodes but its format is not one we accept."""
+
+
+class ImageTooLargeError(InvalidInputError):
+    """The image exceeds the byte or pixel limits (decompression-bomb protection)."""
+
+
+class EmptySubjectError(InvalidInputError):
+    """Segmentation found no subject to animate."""
+
+
+class ControlVectorError(InvalidInputError):
+    """A control vector or sequence does not follow the z layout (docs/controls.md)."""
+
+
+class KeypointError(InvalidInputError):
+    """Keypoint data is malformed: NaN, out of range, unknown joint, too few joints."""
+
+
+class ModelNotInstalledError(CharPipelineError):
+    """A requested model needs weights that are not available on this machine."""
+
+    code = "ModelNotInstalled"
+    http_status = 422
+
+
+class ResourceExhaustedError(CharPipelineError):
+    """The render does not fit the compute budget (the seed's FAQ Q7)."""
+
+    code = "ResourceExhausted"
+    http_status = 422

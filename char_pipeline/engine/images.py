@@ -1,0 +1,126 @@
+"""Reference-image intake: decode, orient, bound and normalise what users upload."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from char_pipeline.engine.errors import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    UnsupportedImageFormatError,
+)
+
+ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class ReferenceImage:
+    """A decoded, upright reference image.
+
+    ``rgb`` is HxWx3 uint8; ``alpha`` is HxW uint8 when the file carried transparency.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    source_format: str
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+
+def load_reference_image(
+    data: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> ReferenceImage:
+    """Decode JPEG/PNG/WebP bytes into an upright RGB(+alpha) image.
+
+    Raises a typed error for empty, oversized, corrupt, truncated or unsupported input, and
+    checks the pixel count from the header before decoding so a decompression bomb never
+    allocates its full size.
+    """
+    if not data:
+        raise ImageDecodeError("The image is empty (0 bytes).")
+    if len(data) > max_bytes:
+        raise ImageTooLargeError(
+            f"The image is {len(data):,} bytes; the limit is {max_bytes:,} bytes.",
+            size_bytes=len(data),
+            max_bytes=max_bytes,
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image_format = image.format or "unknown"
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageTooLargeError(
+                    f"The image is {width}x{height} ({width * height:,} pixels); "
+                    f"the limit is {max_pixels:,} pixels.",
+                    width=width,
+                    height=height,
+                    max_pixels=max_pixels,
+                )
+            if image_format not in ACCEPTED_FORMATS:
+                raise UnsupportedImageFormatError(
+                    f"Images must be JPEG, PNG or WebP; this one is {image_format}.",
+                    format=image_format,
+                )
+            image.load()
+    except (ImageTooLargeError, UnsupportedImageFormatError):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"The image is too large to decode safely: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError("The data is not a readable JPEG, PNG or WebP image.") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(
+            f"The image could not be decoded (corrupt or truncated): {exc}"
+        ) from exc
+
+    if min(width, height) < MIN_SIDE:
+        raise ImageDecodeError(
+            f"The image is {width}x{height}; both sides must be at least {MIN_SIDE} pixels.",
+            width=width,
+            height=height,
+        )
+
+    image = ImageOps.exif_transpose(image)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = np.asarray(image.convert("RGBA"))
+        rgb = np.ascontiguousarray(rgba[..., :3])
+        alpha = np.ascontiguousarray(rgba[..., 3])
+    else:
+        rgb = np.asarray(image.convert("RGB")).copy()
+        alpha = None
+    return ReferenceImage(rgb=rgb, alpha=alpha, source_format=image_format)
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Encode an HxW, HxWx3 (RGB) or HxWx4 (RGBA) uint8 array as PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """Decode PNG bytes written by :func:`encode_png` back into an array."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image).copy()

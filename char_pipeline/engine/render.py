@@ -1,0 +1,344 @@
+"""Renderers turn a prepared character and one control vector into one RGB frame.
+
+Renderer v1 (``warp``) moves the segmented subject with a thin-plate-spline warp solved on
+a coarse grid from the skeleton's joints (and points along its bones), applied with
+``cv2.remap``, and composites it over a background. It is deterministic: the same
+character, settings and z give byte-identical frames. Renderers sit behind the small
+:class:`Renderer` protocol so a rigged renderer can replace this one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import cv2
+import numpy as np
+
+from char_pipeline.engine.controls import (
+    JOINT_INDEX,
+    ROOT_LOG_SCALE,
+    ROOT_LOG_SQUASH_X,
+    ROOT_ROTATION,
+    ROOT_TX,
+    ROOT_TY,
+    RestPose,
+    joint_offsets,
+    validate_z,
+)
+from char_pipeline.engine.errors import InvalidInputError, ResourceExhaustedError
+
+Background = Literal["auto", "scene", "solid"]
+MAX_RENDER_PIXELS = 3840 * 2160
+SOLID_BACKGROUND = (236, 236, 232)
+_RESOLUTION = re.compile(r"^(\d+)x(\d+)$")
+
+# Bones of the skeleton: each moves the pixels near it rigidly (linear blend skinning).
+# The torso and head bones use midpoints, so they are listed as joint pairs to average.
+LIMB_BONES: tuple[tuple[str, str], ...] = (
+    ("left_shoulder", "left_elbow"),
+    ("left_elbow", "left_wrist"),
+    ("right_shoulder", "right_elbow"),
+    ("right_elbow", "right_wrist"),
+    ("left_hip", "left_knee"),
+    ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"),
+    ("right_knee", "right_ankle"),
+)
+# Skinning falloff, in subject heights: how far a bone's pull reaches.
+SKIN_SIGMA = 0.05
+
+
+def parse_resolution(text: str, *, max_pixels: int = MAX_RENDER_PIXELS) -> tuple[int, int]:
+    """'1280x720' → (1280, 720), with the seed's pattern and sane bounds."""
+    match = _RESOLUTION.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise InvalidInputError(
+            f"Resolution {text!r} must look like '1280x720' (WIDTHxHEIGHT).", resolution=text
+        )
+    width, height = int(match.group(1)), int(match.group(2))
+    if width < 16 or height < 16:
+        raise InvalidInputError("Resolution must be at least 16x16.", resolution=text)
+    if width * height > max_pixels:
+        raise ResourceExhaustedError(
+            f"Resolution {width}x{height} exceeds this compute type's limit of {max_pixels:,} pixels.",
+            resolution=text,
+            max_pixels=max_pixels,
+        )
+    return width, height
+
+
+@dataclass(frozen=True)
+class Character:
+    """Everything a renderer needs about the subject, in reference-image pixels."""
+
+    rgb: np.ndarray
+    soft_mask: np.ndarray
+    bbox: tuple[int, int, int, int]
+    rest: RestPose
+    mask_source: str = "u2netp"
+    rig_kind: str = "template"  # "face": a person's skeleton; "template": any other shape
+
+    @property
+    def limb_gain(self) -> float:
+        """How much of a limb motion a template-rigged (non-person) subject follows.
+
+        A template skeleton only guesses where limbs are on a cat or a box, so its limbs
+        move less and blend more softly; root motion (hops, sways, turns) is unchanged.
+        """
+        return 1.0 if self.rig_kind == "face" else 0.35
+
+    @property
+    def skin_sigma(self) -> float:
+        return SKIN_SIGMA if self.rig_kind == "face" else 3 * SKIN_SIGMA
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    width: int = 720
+    height: int = 720
+    background: Background = "auto"
+    subject_fill: float = 0.72  # fraction of the frame height the subject's box takes
+
+
+class PreparedScene(Protocol):
+    width: int
+    height: int
+
+
+class Renderer(Protocol):
+    """Prepare once per character and size; then render one frame per control vector."""
+
+    name: str
+
+    def prepare(self, character: Character, settings: RenderSettings) -> PreparedScene: ...
+
+    def render(self, scene: PreparedScene, z_t: np.ndarray) -> np.ndarray: ...
+
+    def render_layers(self, scene: PreparedScene, z_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The frame (HxWx3) and the subject's coverage in it (HxW uint8 alpha)."""
+        ...
+
+
+def _placement(character: Character, settings: RenderSettings) -> np.ndarray:
+    """The similarity (2x3) that centres the subject's box in the frame."""
+    x0, y0, x1, y1 = character.bbox
+    scale = min(
+        settings.subject_fill * settings.height / (y1 - y0),
+        settings.subject_fill * settings.width / (x1 - x0),
+    )
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    return np.array(
+        [[scale, 0, settings.width / 2 - cx * scale], [0, scale, settings.height / 2 - cy * scale]]
+    )
+
+
+def _scene_background(character: Character) -> np.ndarray:
+    """The reference with its subject replaced by the surrounding colours, softened."""
+    rgb = character.rgb.astype(np.float32)
+    keep = 1.0 - character.soft_mask.astype(np.float32) / 255.0
+    height, width = keep.shape
+    factor = max(1, int(max(height, width) / 128))
+    small_rgb = cv2.resize(
+        rgb * keep[..., None], (width // factor, height // factor), interpolation=cv2.INTER_AREA
+    )
+    small_keep = cv2.resize(keep, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+    sigma = 0.08 * max(small_keep.shape)
+    filled = (
+        cv2.GaussianBlur(small_rgb, (0, 0), sigma)
+        / np.maximum(cv2.GaussianBlur(small_keep, (0, 0), sigma), 1e-3)[..., None]
+    )
+    filled = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
+    hard_keep = (keep > 0.98)[..., None]
+    plate = np.where(hard_keep, rgb, filled)
+    plate = cv2.GaussianBlur(plate, (0, 0), 0.006 * max(height, width) + 0.5)
+    return np.clip(plate, 0, 255).astype(np.uint8)
+
+
+def _background(
+    character: Character, settings: RenderSettings, placement: np.ndarray
+) -> np.ndarray:
+    mode = settings.background
+    if mode == "auto":
+        mode = "scene" if character.mask_source != "alpha" else "solid"
+    size = (settings.width, settings.height)
+    if mode == "solid":
+        return np.full((settings.height, settings.width, 3), SOLID_BACKGROUND, dtype=np.uint8)
+    if mode != "scene":
+        raise InvalidInputError(
+            f"Unknown background {settings.background!r}; use auto, scene or solid."
+        )
+    return cv2.warpAffine(
+        _scene_background(character),
+        placement,
+        size,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+
+
+def bone_segments(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end points (B, 2) of the skinning bones for a (17, 2) joint array."""
+    j = {name: joints[index] for name, index in JOINT_INDEX.items()}
+    neck = (j["left_shoulder"] + j["right_shoulder"]) / 2
+    pelvis = (j["left_hip"] + j["right_hip"]) / 2
+    head_top = j["nose"] + (j["nose"] - neck) * 0.6
+    starts = [j[a] for a, _ in LIMB_BONES] + [pelvis, neck, j["right_shoulder"]]
+    ends = [j[b] for _, b in LIMB_BONES] + [neck, head_top, j["left_shoulder"]]
+    return np.array(starts), np.array(ends)
+
+
+def _similarities(src_a, src_b, dst_a, dst_b) -> np.ndarray:
+    """(B, 2, 3) similarities taking each segment src_a→src_b onto dst_a→dst_b."""
+    src_vec, dst_vec = src_b - src_a, dst_b - dst_a
+    src_len = np.maximum(np.linalg.norm(src_vec, axis=1), 1e-9)
+    dst_len = np.linalg.norm(dst_vec, axis=1)
+    angle = np.arctan2(dst_vec[:, 1], dst_vec[:, 0]) - np.arctan2(src_vec[:, 1], src_vec[:, 0])
+    # Bones stretch by at most 25%: keeps limbs from turning to rubber under bad keypoints.
+    scale = np.clip(dst_len / src_len, 0.8, 1.25)
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    linear = np.stack([np.stack([cos, -sin], axis=1), np.stack([sin, cos], axis=1)], axis=1)
+    offset = dst_a - np.einsum("bij,bj->bi", linear, src_a)
+    return np.concatenate([linear, offset[:, :, None]], axis=2)
+
+
+def _segment_distances_sq(points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """(G, B) squared distances from each point to each segment."""
+    direction = ends - starts
+    length_sq = np.maximum(np.sum(direction**2, axis=1), 1e-9)
+    rel = points[:, None, :] - starts[None, :, :]
+    along = np.clip(np.sum(rel * direction[None], axis=2) / length_sq, 0.0, 1.0)
+    closest = starts[None] + along[..., None] * direction[None]
+    return np.sum((points[:, None, :] - closest) ** 2, axis=2)
+
+
+@dataclass
+class WarpScene:
+    width: int
+    height: int
+    subject: np.ndarray  # HxWx4 uint8: premultiplied RGB + alpha, placed in the frame
+    background: np.ndarray  # HxWx3 uint8
+    rest_joints: np.ndarray  # (17, 2) frame pixels
+    subject_height: float  # frame pixels
+    pivot: np.ndarray  # (2,) frame pixels: bottom centre of the subject's box
+    grid_points: np.ndarray  # (G, 2) frame pixels where the warp is solved
+    grid_shape: tuple[int, int]
+    limb_gain: float = 1.0
+    skin_sigma: float = SKIN_SIGMA
+
+
+class WarpRenderer:
+    """Renderer v1: skeleton-driven thin-plate-spline warp of the segmented subject."""
+
+    name = "warp"
+
+    def __init__(self, grid_step: int = 12) -> None:
+        self.grid_step = grid_step
+
+    def prepare(self, character: Character, settings: RenderSettings) -> WarpScene:
+        placement = _placement(character, settings)
+        size = (settings.width, settings.height)
+        scale = placement[0, 0]
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        alpha = cv2.warpAffine(character.soft_mask, placement, size, flags=interpolation)
+        rgb = cv2.warpAffine(
+            character.rgb, placement, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE
+        )
+        premultiplied = cv2.multiply(rgb, cv2.merge([alpha, alpha, alpha]), scale=1 / 255.0)
+        subject = np.dstack([premultiplied, alpha])
+
+        joints = character.rest.joints @ placement[:, :2].T + placement[:, 2]
+        x0, _, x1, y1 = character.bbox
+        pivot = np.array([(x0 + x1) / 2.0, y1]) @ placement[:, :2].T + placement[:, 2]
+
+        # Solve the warp on a coarse grid laid out so cv2.resize interpolates it exactly.
+        grid_w = max(2, settings.width // self.grid_step)
+        grid_h = max(2, settings.height // self.grid_step)
+        xs = (np.arange(grid_w) + 0.5) * settings.width / grid_w - 0.5
+        ys = (np.arange(grid_h) + 0.5) * settings.height / grid_h - 0.5
+        grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+        return WarpScene(
+            width=settings.width,
+            height=settings.height,
+            subject=subject,
+            background=_background(character, settings, placement),
+            rest_joints=joints,
+            subject_height=float(character.rest.subject_height * scale),
+            pivot=pivot,
+            grid_points=grid,
+            grid_shape=(grid_h, grid_w),
+            limb_gain=character.limb_gain,
+            skin_sigma=character.skin_sigma,
+        )
+
+    def backward_map(self, scene: WarpScene, z_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each output pixel, where to sample the placed subject: (map_x, map_y)."""
+        z = validate_z(z_t)
+        unit = scene.subject_height
+        posed_joints = scene.rest_joints + joint_offsets(z) * unit * scene.limb_gain
+
+        # Undo the root motion first: output pixel → pre-root pixel.
+        angle = float(z[ROOT_ROTATION])
+        scale = float(np.exp(z[ROOT_LOG_SCALE]))
+        squash = float(np.exp(z[ROOT_LOG_SQUASH_X]))
+        shift = np.array([z[ROOT_TX], z[ROOT_TY]], dtype=np.float64) * unit
+        cos, sin = np.cos(-angle), np.sin(-angle)
+        forward = np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale * squash, scale])
+        relative = scene.grid_points - scene.pivot - shift
+        pre_root = relative @ np.linalg.inv(forward).T + scene.pivot
+
+        # Inverse skinning: each point follows the bones near it in the posed skeleton
+        # back to where those bones are at rest.
+        rest_a, rest_b = bone_segments(scene.rest_joints)
+        posed_a, posed_b = bone_segments(posed_joints)
+        to_rest = _similarities(posed_a, posed_b, rest_a, rest_b)
+        distances_sq = _segment_distances_sq(pre_root, posed_a, posed_b) / unit**2
+        logits = -distances_sq / (2 * scene.skin_sigma**2)
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        blended = np.einsum("gb,bij->gij", weights, to_rest)
+        source = np.einsum("gij,gj->gi", blended[:, :, :2], pre_root) + blended[:, :, 2]
+        grid_h, grid_w = scene.grid_shape
+        source = source.reshape(grid_h, grid_w, 2).astype(np.float32)
+        full = cv2.resize(source, (scene.width, scene.height), interpolation=cv2.INTER_LINEAR)
+        return full[..., 0], full[..., 1]
+
+    def render(self, scene: WarpScene, z_t: np.ndarray) -> np.ndarray:
+        return self.render_layers(scene, z_t)[0]
+
+    def render_layers(self, scene: WarpScene, z_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        map_x, map_y = self.backward_map(scene, z_t)
+        subject = warp_subject(scene, map_x, map_y)
+        return composite(scene, subject), subject[..., 3]
+
+
+def warp_subject(scene: WarpScene, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    map_fixed, map_frac = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
+    return cv2.remap(
+        scene.subject,
+        map_fixed,
+        map_frac,
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+
+
+def composite(scene: WarpScene, subject: np.ndarray) -> np.ndarray:
+    """Premultiplied 'over': subject + background × (1 − alpha), in uint8 with rounding."""
+    alpha = subject[..., 3]
+    covered = cv2.multiply(scene.background, cv2.merge([alpha, alpha, alpha]), scale=1 / 255.0)
+    return cv2.add(subject[..., :3], cv2.subtract(scene.background, covered))
+
+
+RENDERERS: dict[str, type] = {"warp": WarpRenderer}
+
+
+def get_renderer(name: str = "warp") -> Renderer:
+    try:
+        return RENDERERS[name]()
+    except KeyError:
+        raise InvalidInputError(
+            f"Unknown renderer {name!r}; available: {', '.join(RENDERERS)}."
+        ) from None

@@ -1,0 +1,134 @@
+"""Run the render job for reference partitions on the real Dagster instance, with progress.
+
+Used by ``char-pipeline demo``: every run lands in the instance under DAGSTER_HOME, so it
+shows up afterwards in ``dagster dev``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from char_pipeline.settings import Settings
+
+DAGSTER_YAML = """\
+# Written by char-pipeline: the embedded default (SQLite storage under this folder).
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 2
+"""
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """Create DAGSTER_HOME under the data root (once) and point the environment at it."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@dataclass
+class PartitionOutcome:
+    reference_id: str
+    run_id: str
+    success: bool
+    seconds: float
+    error: str | None = None
+    videos: list[dict] = field(default_factory=list)
+
+
+def _run_failure_message(instance, run_id: str) -> str:
+    import dagster as dg
+
+    messages = []
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = record.dagster_event
+        error = event.step_failure_data.error if event and event.step_failure_data else None
+        text = error.message.strip() if error else record.message
+        messages.append(
+            f"{event.step_key if event else '?'}: {text.splitlines()[0] if text else ''}"
+        )
+    return "; ".join(messages) or "run failed"
+
+
+def run_partitions(
+    reference_ids: list[str],
+    run_config: dict,
+    *,
+    on_step: Callable[[str, str, str], None] | None = None,
+    tags: dict[str, str] | None = None,
+) -> list[PartitionOutcome]:
+    """Execute render_job once per partition in this process; ``on_step(ref, step, status)``."""
+    import dagster as dg
+    from dagster._core.utils import make_new_run_id
+
+    from char_pipeline.definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    job = defs.resolve_job_def("render_job")
+    outcomes = []
+    for reference_id in reference_ids:
+        run_id = make_new_run_id()
+        stop = threading.Event()
+
+        def watch(run_id=run_id, reference_id=reference_id, stop=stop) -> None:
+            seen = set()
+            while not stop.is_set():
+                for record in instance.all_logs(
+                    run_id,
+                    of_type={
+                        dg.DagsterEventType.STEP_START,
+                        dg.DagsterEventType.STEP_SUCCESS,
+                        dg.DagsterEventType.STEP_FAILURE,
+                    },
+                ):
+                    if record.storage_id in seen or record.dagster_event is None:
+                        continue
+                    seen.add(record.storage_id)
+                    if on_step:
+                        on_step(
+                            reference_id,
+                            record.dagster_event.step_key or "",
+                            record.dagster_event.event_type_value,
+                        )
+                stop.wait(0.3)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        started = time.perf_counter()
+        result = job.execute_in_process(
+            run_config=run_config,
+            instance=instance,
+            partition_key=reference_id,
+            run_id=run_id,
+            raise_on_error=False,
+            tags=tags or {},
+        )
+        stop.set()
+        watcher.join()
+        seconds = time.perf_counter() - started
+        if result.success:
+            videos = result.output_for_node("video")["videos"]
+            outcomes.append(PartitionOutcome(reference_id, run_id, True, seconds, videos=videos))
+        else:
+            outcomes.append(
+                PartitionOutcome(
+                    reference_id,
+                    run_id,
+                    False,
+                    seconds,
+                    error=_run_failure_message(instance, run_id),
+                )
+            )
+    return outcomes

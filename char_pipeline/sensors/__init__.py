@@ -1,0 +1,1 @@
+"""Sensors turn outside events (uploads, manifests, run status) into runs."""

@@ -1,0 +1,32 @@
+"""New uploads in the artifact store become reference partitions and processing runs."""
+
+import dagster as dg
+
+from char_pipeline import catalog
+from char_pipeline.assets.jobs import reference_job
+from char_pipeline.assets.partitions import reference_partitions
+from char_pipeline.resources.storage import ArtifactStore
+
+
+@dg.sensor(
+    job=reference_job,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Adds a reference_image_id partition for each new upload and processes it once.",
+)
+def reference_upload_sensor(
+    context: dg.SensorEvaluationContext, store: ArtifactStore
+) -> dg.SensorResult:
+    known = set(context.instance.get_dynamic_partitions(reference_partitions.name))
+    new_ids = [
+        reference_id for reference_id in catalog.list_uploads(store) if reference_id not in known
+    ]
+    if not new_ids:
+        return dg.SensorResult(skip_reason="No new uploads.")
+    return dg.SensorResult(
+        dynamic_partitions_requests=[reference_partitions.build_add_request(new_ids)],
+        run_requests=[
+            dg.RunRequest(partition_key=reference_id, run_key=reference_id)
+            for reference_id in new_ids
+        ],
+    )
