@@ -116,7 +116,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for video in outcome.videos:
             console.print(
                 f"   {video['control']:<7} {video['format']:<4} {video['frames']} frames  {video['fps']:g} fps  "
-                f"{video['width']}x{video['height']}  {video['duration_s']:.2f}s  {_human_bytes(video['size_bytes'])}  {video['uri']}"
+                f"{video['width']}x{video['height']}  {video['duration_s']:.2f}s  {_human_bytes(video['size_bytes'])}  {video['uri']}",
+                soft_wrap=True,
             )
     total = sum(len(o.videos) for o in outcomes)
     console.print(

@@ -1,13 +1,10 @@
 import dagster as dg
 
-from char_pipeline.assets.partitions import reference_partitions
-
 REFERENCE_ASSETS = ["reference_image", "subject_mask", "identity_features"]
 
 render_job = dg.define_asset_job(
     name="render_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=reference_partitions,
     description="Reference → mask, identity → control sequences → frames → videos, for one reference.",
     executor_def=dg.in_process_executor,  # models load once per run, not once per step
 )
@@ -15,7 +12,6 @@ render_job = dg.define_asset_job(
 reference_job = dg.define_asset_job(
     name="reference_job",
     selection=dg.AssetSelection.assets(*REFERENCE_ASSETS),
-    partitions_def=reference_partitions,
     description="Process a new upload: decode, segment, embed.",
     executor_def=dg.in_process_executor,
 )

@@ -121,5 +121,4 @@ class JsonRecordIOManager(dg.ConfigurableIOManager):
         self._store().write_json(self._key(context), obj)
 
     def load_input(self, context: dg.InputContext) -> Any:
-        key = self._key(context.upstream_output) if context.upstream_output else self._key(context)
-        return self._store().read_json(key)
+        return self._store().read_json(self._key(context))

@@ -1,0 +1,113 @@
+"""The asset graph materialised for real on a temporary Dagster instance."""
+
+import dagster as dg
+import pytest
+
+from char_pipeline import catalog
+from char_pipeline.assets.partitions import reference_partitions
+from char_pipeline.definitions import ASSETS, build_resources
+from char_pipeline.engine.encode import probe_video
+from char_pipeline.resources.compute import ComputeResource
+from char_pipeline.settings import Settings
+
+RUN_CONFIG = {
+    "ops": {
+        "control_sequences": {"config": {"steps": 6}},
+        "frames": {"config": {"resolution": "96x64"}},
+        "video": {"config": {"fps": 12, "formats": ["mp4", "gif"]}},
+    }
+}
+
+
+@pytest.fixture()
+def setup(tmp_path, image_paths):
+    settings = Settings(pipeline_home=tmp_path)
+    resources = build_resources(settings)
+    store = resources["store"]
+    catalog.save_upload(
+        store, image_paths["present"].read_bytes(), "present.png", reference_id="ref_present"
+    )
+    png = image_paths["astronaut"].read_bytes()
+    catalog.save_upload(store, png[: len(png) // 4], "truncated.png", reference_id="ref_truncated")
+    catalog.save_upload(store, b"not an image at all", "notes.txt", reference_id="ref_text")
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions(
+            reference_partitions.name, ["ref_present", "ref_truncated", "ref_text"]
+        )
+        yield instance, resources, store
+
+
+def test_one_partition_end_to_end(setup):
+    instance, resources, store = setup
+    result = dg.materialize(
+        ASSETS,
+        partition_key="ref_present",
+        instance=instance,
+        resources=resources,
+        run_config=RUN_CONFIG,
+    )
+    assert result.success
+    videos = result.output_for_node("video")["videos"]
+    assert {(v["control"], v["format"]) for v in videos} == {
+        (c, f) for c in ("pose", "text", "latent") for f in ("mp4", "gif")
+    }
+    for entry in videos:
+        with store.local_copy(entry["key"]) as path:
+            info = probe_video(path)
+        assert (info.frames, info.width, info.height) == (6, 96, 64)
+        assert info.codec == ("h264" if entry["format"] == "mp4" else "gif")
+    checks = result.get_asset_check_evaluations()
+    assert [c.check_name for c in checks] == ["video_decodes"] and checks[0].passed
+    mask_meta = result.asset_materializations_for_node("subject_mask")[0].metadata
+    assert mask_meta["mask_source"].value == "alpha"
+    assert "data:image/png;base64" in mask_meta["preview"].value
+    assert store.exists("references/ref_present/mask.png")
+    assert store.exists("frames/ref_present/text/00005.png")
+
+
+@pytest.mark.parametrize(
+    ("partition", "message"),
+    [("ref_truncated", "corrupt or truncated"), ("ref_text", "not a readable")],
+)
+def test_bad_input_fails_only_its_partition(setup, partition, message):
+    instance, resources, _store = setup
+    bad = dg.materialize(
+        ASSETS,
+        partition_key=partition,
+        instance=instance,
+        resources=resources,
+        run_config=RUN_CONFIG,
+        raise_on_error=False,
+    )
+    assert not bad.success
+    failure = next(e for e in bad.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert failure.step_key == "reference_image"
+    assert message in failure.step_failure_data.error.message
+    assert f"Reference {partition} is not a usable image" in failure.step_failure_data.error.message
+    assert (
+        failure.step_failure_data.user_failure_data.metadata["error_code"].value
+        == "UnprocessableEntity"
+    )
+    # The good partition still renders afterwards, on the same instance.
+    good = dg.materialize(
+        ASSETS,
+        partition_key="ref_present",
+        instance=instance,
+        resources=resources,
+        run_config=RUN_CONFIG,
+    )
+    assert good.success
+
+
+def test_oversized_image_fails_with_the_limit(setup, tmp_path):
+    instance, resources, _store = setup
+    resources = {**resources, "compute": ComputeResource(max_image_pixels=1000)}
+    result = dg.materialize(
+        ASSETS[:1],
+        partition_key="ref_present",
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+    )
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "the limit is 1,000 pixels" in failure.step_failure_data.error.message

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from char_pipeline.engine import controls
+from char_pipeline.engine.errors import ControlVectorError, InvalidInputError, KeypointError
+from char_pipeline.engine.motion import (
+    MOTIONS,
+    MotionParams,
+    MotionPlan,
+    motion_sequence,
+    plan_motion,
+)
+
+
+@pytest.fixture()
+def rest():
+    return controls.template_rest_pose((100, 50, 300, 450), (400, 500))
+
+
+def test_z_layout_validation():
+    assert controls.validate_z(controls.empty_z()).shape == (controls.Z_DIM,)
+    with pytest.raises(ControlVectorError, match="length 3"):
+        controls.validate_z([0.12, -0.33, 0.77])
+    bad = controls.empty_z()
+    bad[0] = np.nan
+    with pytest.raises(ControlVectorError, match="NaN"):
+        controls.validate_z(bad)
+    bad = controls.empty_z()
+    bad[60] = 1.0
+    with pytest.raises(ControlVectorError, match="reserved"):
+        controls.validate_z(bad)
+    with pytest.raises(ControlVectorError, match="empty"):
+        controls.validate_z_sequence([])
+
+
+def test_pose_round_trip_through_keypoints(rest):
+    z = motion_sequence(MotionPlan("wave", None, MotionParams(), ()), 12)
+    frames = controls.keypoints_from_z(z, rest)
+    encoded = controls.encode_pose_sequence([controls.keypoints_from_json(f) for f in frames], rest)
+    np.testing.assert_allclose(
+        controls.joint_offsets(encoded), controls.joint_offsets(z), atol=2e-4
+    )
+
+
+def test_unnamed_keypoints_follow_coco_order_and_missing_joints_stay_at_rest(rest):
+    normalised = controls.rest_keypoints_normalised(rest)
+    keypoints = [controls.Keypoint(x=float(x), y=float(y) - 0.02) for x, y in normalised[:2]]
+    offsets = controls.joint_offsets(controls.encode_pose(keypoints, rest))
+    assert offsets[0, 1] == pytest.approx(-0.02 * 500 / rest.subject_height, rel=1e-4)
+    assert np.all(offsets[2:] == 0)
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([{"x": 0.5, "y": 0.1}], "at least 2"),
+        ([{"x": float("nan"), "y": 0.1}, {"x": 0.5, "y": 0.2}], "NaN"),
+        ([{"x": 1.5, "y": 0.1}, {"x": 0.5, "y": 0.2}], "normalised"),
+        ([{"x": 0.5, "y": 0.1, "name": "tail"}, {"x": 0.5, "y": 0.2}], "Unknown joint"),
+        ([{"x": 0.5, "y": 0.1, "name": "nose"}, {"x": 0.5, "y": 0.2, "name": "nose"}], "twice"),
+        ([{"x": 0.5, "y": 0.1, "index": 17}, {"x": 0.5, "y": 0.2}], "outside"),
+        ([{"x": "a", "y": 0.1}, {"x": 0.5, "y": 0.2}], "non-numeric"),
+    ],
+)
+def test_bad_keypoints_are_typed_errors(rest, items, message):
+    with pytest.raises(KeypointError, match=message):
+        controls.encode_pose(controls.keypoints_from_json(items), rest)
+
+
+def test_latent_is_deterministic_per_seed_and_smooth():
+    a = controls.latent_sequence(64, seed=3)
+    np.testing.assert_array_equal(a, controls.latent_sequence(64, seed=3))
+    assert not np.allclose(a, controls.latent_sequence(64, seed=4))
+    uniform = controls.latent_sequence(64, seed=3, distribution="uniform")
+    assert not np.allclose(a, uniform)
+    controls.validate_z_sequence(a)
+    # Temporally correlated: frame-to-frame steps are much smaller than the spread.
+    assert np.abs(np.diff(a, axis=0)).mean() < 0.5 * a.std(axis=0).mean()
+    with pytest.raises(InvalidInputError, match="distribution"):
+        controls.latent_sequence(4, seed=1, distribution="cauchy")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "motion"),
+    [
+        ("wave hello", "wave"),
+        ("A dancing robot in a city street", "dance"),
+        ("jump twice", "jump"),
+        ("walk slowly to the left", "walk"),
+        ("take a bow", "bow"),
+        ("spin around", "spin"),
+        ("stand still", "idle"),
+    ],
+)
+def test_prompts_select_motions(prompt, motion):
+    assert plan_motion(prompt).primary == motion
+
+
+def test_modifiers_and_overlays():
+    plan = plan_motion("walk slowly to the left while waving")
+    assert (plan.primary, plan.overlay) == ("walk", "wave")
+    assert plan.params.speed < 1 and plan.params.direction == -1
+
+
+def test_every_motion_emits_valid_z():
+    for name in MOTIONS:
+        z = motion_sequence(MotionPlan(name, None, MotionParams(), ()), 30)
+        assert controls.validate_z_sequence(z).shape == (30, controls.Z_DIM)

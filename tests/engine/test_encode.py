@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from char_pipeline.engine.encode import VideoWriter, probe_video, read_frames
+from char_pipeline.engine.errors import InvalidInputError
+
+
+def _frames(count=10, width=96, height=64):
+    for index in range(count):
+        frame = np.zeros((height, width, 3), np.uint8)
+        frame[:, : (index + 1) * width // count] = (200, 80, 40)
+        yield frame
+
+
+def test_mp4_is_h264_yuv420p_faststart(tmp_path):
+    path = tmp_path / "clip.mp4"
+    with VideoWriter(path, video_format="mp4", fps=24, width=96, height=64) as writer:
+        for frame in _frames():
+            writer.write(frame)
+    info = probe_video(path)
+    assert (info.codec, info.pix_fmt, info.width, info.height, info.frames, info.fps) == (
+        "h264",
+        "yuv420p",
+        96,
+        64,
+        10,
+        24.0,
+    )
+    data = path.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # +faststart
+    decoded = list(read_frames(path))
+    assert abs(int(decoded[-1][32, 90, 0]) - 200) < 12
+
+
+def test_gif_round_trip(tmp_path):
+    path = tmp_path / "clip.gif"
+    with VideoWriter(path, video_format="gif", fps=10, width=96, height=64) as writer:
+        for frame in _frames():
+            writer.write(frame)
+    info = probe_video(path)
+    assert (info.codec, info.width, info.height, info.frames) == ("gif", 96, 64, 10)
+    assert info.fps == pytest.approx(10, abs=0.5)
+
+
+def test_bad_encoder_settings(tmp_path):
+    with pytest.raises(InvalidInputError, match="even"):
+        VideoWriter(tmp_path / "a.mp4", video_format="mp4", fps=24, width=95, height=64)
+    with pytest.raises(InvalidInputError, match="fps"):
+        VideoWriter(tmp_path / "a.mp4", video_format="mp4", fps=0, width=96, height=64)
+    with pytest.raises(InvalidInputError, match="format"):
+        VideoWriter(tmp_path / "a.webm", video_format="webm", fps=24, width=96, height=64)
+    writer = VideoWriter(tmp_path / "b.mp4", video_format="mp4", fps=24, width=96, height=64)
+    with pytest.raises(InvalidInputError, match="expected"):
+        writer.write(np.zeros((10, 10, 3), np.uint8))

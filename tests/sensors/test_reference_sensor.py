@@ -1,0 +1,23 @@
+import dagster as dg
+
+from char_pipeline import catalog
+from char_pipeline.assets.partitions import reference_partitions
+from char_pipeline.sensors.references import reference_upload_sensor
+
+
+def test_new_uploads_become_partitions_and_runs_once(store, image_paths, tmp_path):
+    upload = catalog.save_upload(store, image_paths["chelsea"].read_bytes(), "chelsea.png")
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"store": store})
+        result = reference_upload_sensor(context)
+        assert [r.partition_key for r in result.run_requests] == [upload.reference_image_id]
+        assert result.run_requests[0].run_key == upload.reference_image_id
+        (request,) = result.dynamic_partitions_requests
+        assert request.partition_keys == [upload.reference_image_id]
+
+        instance.add_dynamic_partitions(reference_partitions.name, [upload.reference_image_id])
+        again = reference_upload_sensor(
+            dg.build_sensor_context(instance=instance, resources={"store": store})
+        )
+        assert not again.run_requests and not again.dynamic_partitions_requests
+        assert again.skip_reason is not None

@@ -1,0 +1,28 @@
+import subprocess
+import sys
+
+import dagster as dg
+
+from char_pipeline.definitions import defs
+
+
+def test_definitions_load_and_wire():
+    dg.Definitions.validate_loadable(defs)
+    job = defs.resolve_job_def("render_job")
+    assert {node.name for node in job.nodes} == {
+        "reference_image",
+        "subject_mask",
+        "identity_features",
+        "control_sequences",
+        "frames",
+        "video",
+    }
+    assert defs.resolve_sensor_def("reference_upload_sensor")
+
+
+def test_importing_definitions_does_not_load_heavy_libraries():
+    code = "import sys, char_pipeline.definitions; print(','.join(m for m in ('torch', 'onnxruntime', 'transformers', 'diffusers') if m in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""

@@ -1,0 +1,51 @@
+"""`char-pipeline demo` as a user runs it, on a throwaway data root."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from char_pipeline.engine.encode import probe_video
+
+
+def test_demo_renders_through_a_real_instance(tmp_path):
+    env = {**os.environ, "CHAR_PIPELINE_HOME": str(tmp_path), "COLUMNS": "200"}
+    env.pop("DAGSTER_HOME", None)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "char_pipeline.cli",
+            "demo",
+            "--references",
+            "present,chelsea",
+            "--steps",
+            "4",
+            "--resolution",
+            "64x64",
+            "--fps",
+            "8",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "12 videos from 2/2 references" in completed.stdout
+    videos = sorted((tmp_path / "artifacts" / "videos").rglob("*.mp4"))
+    assert len(videos) == 6
+    for path in videos:
+        assert str(path) in completed.stdout.replace("\n", "")
+        assert probe_video(path).frames == 4
+    # The runs live in the project-local instance, so `make dev` shows them afterwards.
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 2 and all(run.is_success for run in runs)
+        assert {run.tags["dagster/partition"] for run in runs} == {
+            "ref_demo_present",
+            "ref_demo_chelsea",
+        }
+    assert Path(tmp_path / "dagster" / "dagster.yaml").exists()
