@@ -21,11 +21,13 @@ STEPS = [
 
 def demo_run_config(resolution: str, steps: int, fps: int, formats: list[str]) -> dict:
     return {
+        # Progress is shown by the demo itself; Dagster's own console log stays quiet.
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
         "ops": {
             "control_sequences": {"config": {"steps": steps}},
             "frames": {"config": {"resolution": resolution}},
             "video": {"config": {"fps": fps, "formats": formats}},
-        }
+        },
     }
 
 

@@ -40,7 +40,7 @@ class ControlsConfig(dg.Config):
         default=None, description="JSON file: a list of frames, each a list of keypoints."
     )
     pose_motion: str = Field(
-        default="jump",
+        default="dance",
         description="Motion whose keypoint track drives 'pose' when no file is given.",
     )
     text_prompt: str = "wave hello"

@@ -231,8 +231,8 @@ def _joint_index(keypoint: Keypoint, position: int) -> int:
 def encode_pose(keypoints: Sequence[Keypoint], rest: RestPose) -> np.ndarray:
     """Encode one frame of keypoints as a z vector relative to the reference's rest pose.
 
-    Joints that are missing or below confidence 0.3 stay at rest. Unnamed keypoints are
-    read in COCO-17 order.
+    Joints that are missing or below confidence 0.3 follow the nearest given joint.
+    Unnamed keypoints are read in COCO-17 order.
     """
     if len(keypoints) < MIN_KEYPOINTS:
         raise KeypointError(
@@ -243,6 +243,7 @@ def encode_pose(keypoints: Sequence[Keypoint], rest: RestPose) -> np.ndarray:
     z = empty_z()
     offsets = np.zeros((NUM_JOINTS, 2))
     depths = np.zeros(NUM_JOINTS)
+    given = np.zeros(NUM_JOINTS, dtype=bool)
     seen: set[int] = set()
     for position, keypoint in enumerate(keypoints):
         joint = _joint_index(keypoint, position)
@@ -278,8 +279,16 @@ def encode_pose(keypoints: Sequence[Keypoint], rest: RestPose) -> np.ndarray:
                 continue
         pixel = np.array([keypoint.x * width, keypoint.y * height])
         offsets[joint] = (pixel - rest.joints[joint]) / rest.subject_height
+        given[joint] = True
         if keypoint.z is not None:
             depths[joint] = keypoint.z * width / rest.subject_height
+    if given.any():
+        # A joint nobody placed moves with the nearest placed joint (at rest), so a pose
+        # without legs (a portrait) or with a few joints moves the body as one piece.
+        placed = np.flatnonzero(given)
+        for joint in np.flatnonzero(~given):
+            distances = np.linalg.norm(rest.joints[placed] - rest.joints[joint], axis=1)
+            offsets[joint] = offsets[placed[int(np.argmin(distances))]]
     set_joint_offsets(z, offsets)
     z[JOINT_DEPTHS] = depths
     return validate_z(z)
@@ -424,7 +433,8 @@ def face_rest_pose(
 def keypoints_from_z(z_sequence: np.ndarray, rest: RestPose) -> list[list[dict[str, Any]]]:
     """Absolute keypoints (as a pose client would send them) for each z of a sequence.
 
-    Joint offsets and root translation/scale are applied; joints are clipped to the image.
+    Joint offsets and root translation/scale are applied; joints outside the image are left
+    out, as a pose estimator would.
     Used to make pose-keypoint tracks from the motion library (the demo's pose control).
     """
     width, height = rest.image_size
@@ -438,11 +448,12 @@ def keypoints_from_z(z_sequence: np.ndarray, rest: RestPose) -> list[list[dict[s
             + (joints - pivot) * scale
             + np.array([z[ROOT_TX], z[ROOT_TY]]) * rest.subject_height
         )
-        normalised = np.clip(joints / np.array([width, height]), 0.0, 1.0)
+        normalised = joints / np.array([width, height])
         frames.append(
             [
                 {"name": name, "x": round(float(x), 5), "y": round(float(y), 5)}
                 for name, (x, y) in zip(COCO_JOINTS, normalised, strict=True)
+                if 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0
             ]
         )
     return frames

@@ -42,12 +42,19 @@ def test_pose_round_trip_through_keypoints(rest):
     )
 
 
-def test_unnamed_keypoints_follow_coco_order_and_missing_joints_stay_at_rest(rest):
+def test_unnamed_keypoints_follow_coco_order_and_missing_joints_follow_the_nearest(rest):
     normalised = controls.rest_keypoints_normalised(rest)
     keypoints = [controls.Keypoint(x=float(x), y=float(y) - 0.02) for x, y in normalised[:2]]
+    keypoints.append(
+        controls.Keypoint(*normalised[controls.JOINT_INDEX["left_ankle"]], name="left_ankle")
+    )
     offsets = controls.joint_offsets(controls.encode_pose(keypoints, rest))
-    assert offsets[0, 1] == pytest.approx(-0.02 * 500 / rest.subject_height, rel=1e-4)
-    assert np.all(offsets[2:] == 0)
+    lift = -0.02 * 500 / rest.subject_height
+    assert offsets[0, 1] == pytest.approx(lift, rel=1e-4)
+    assert offsets[controls.JOINT_INDEX["right_ear"], 1] == pytest.approx(
+        lift, rel=1e-4
+    )  # near the head
+    assert np.all(offsets[controls.JOINT_INDEX["right_ankle"]] == 0)  # near the still ankle
 
 
 @pytest.mark.parametrize(
