@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from char_pipeline.settings import get_settings
 
@@ -135,7 +136,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
     settings = get_settings()
     prepare_dagster_home(settings)
     workspace = CHECKOUT_ROOT / "workspace.yaml"
-    command = ["dagster", "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
+    # The dagster script installed beside this interpreter: the venv need not be on PATH.
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
     os.chdir(CHECKOUT_ROOT)
     os.execvp(command[0], command)
     return 0
