@@ -52,3 +52,17 @@ def test_bad_encoder_settings(tmp_path):
     writer = VideoWriter(tmp_path / "b.mp4", video_format="mp4", fps=24, width=96, height=64)
     with pytest.raises(InvalidInputError, match="expected"):
         writer.write(np.zeros((10, 10, 3), np.uint8))
+
+
+def test_gif_palette_keeps_photographic_colours(chelsea, tmp_path):
+    reference, _ = chelsea
+    frames = [
+        np.ascontiguousarray(np.roll(reference.rgb[:288, :448], shift * 4, axis=1))
+        for shift in range(5)
+    ]
+    path = tmp_path / "cat.gif"
+    with VideoWriter(path, video_format="gif", fps=10, width=448, height=288) as writer:
+        for frame in frames:
+            writer.write(frame)
+    for source, decoded in zip(frames, read_frames(path), strict=True):
+        assert np.abs(decoded.astype(int) - source).mean() < 6.0
