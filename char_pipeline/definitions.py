@@ -6,6 +6,7 @@ from char_pipeline.assets.jobs import reference_job, render_job
 from char_pipeline.assets.references import identity_features, reference_image, subject_mask
 from char_pipeline.assets.rendering import control_sequences, frames, video
 from char_pipeline.resources.compute import ComputeResource
+from char_pipeline.resources.jobs import JobStoreResource
 from char_pipeline.resources.storage import ArtifactStore, JsonRecordIOManager
 from char_pipeline.sensors.references import reference_upload_sensor
 from char_pipeline.settings import Settings, get_settings
@@ -20,6 +21,7 @@ def build_resources(settings: Settings) -> dict:
         "io_manager": JsonRecordIOManager(
             root_url=settings.artifacts_root, s3_endpoint_url=settings.s3_endpoint_url
         ),
+        "jobs": JobStoreResource(url=settings.resolved_job_store_url),
         "compute": ComputeResource(
             renderer=settings.renderer,
             max_image_bytes=settings.max_image_bytes,

@@ -33,6 +33,50 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=20 * 1024 * 1024, description="Upload size limit.")
     max_image_pixels: int = Field(default=40_000_000, description="Decoded pixel limit.")
     renderer: str = Field(default="warp", description="Renderer backend name.")
+    job_store_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the job store. Default: SQLite in the data root.",
+    )
+    api_port: int = Field(default=8000, description="Port of the API server (char-pipeline serve).")
+    public_url: str | None = Field(
+        default=None, description="Base URL clients reach the API at (links, status_url)."
+    )
+    url_signing_key: str | None = Field(
+        default=None,
+        description="Secret for signed download links. Default: generated once per data root.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://", description="limits storage URI, e.g. redis://127.0.0.1:6379/0."
+    )
+    sync_max_frames: int = Field(
+        default=48, description="Videos up to this many frames render synchronously."
+    )
+    max_video_frames: int = Field(default=3000, description="Longest video accepted.")
+    sensor_interval_seconds: int = Field(
+        default=2, description="How often job sensors look for work."
+    )
+
+    @property
+    def resolved_job_store_url(self) -> str:
+        return self.job_store_url or f"sqlite:///{self.home / 'jobs.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.api_port}").rstrip("/")
+
+    def signing_key(self) -> bytes:
+        """The URL-signing secret: the setting, else a random key kept in the data root."""
+        if self.url_signing_key:
+            return self.url_signing_key.encode()
+        path = self.home / "url_signing.key"
+        if not path.exists():
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.replace(path)
+        return path.read_text().strip().encode()
 
     @property
     def home(self) -> Path:

@@ -1,34 +1,40 @@
-"""control_sequences → frames → video: what to render, the frames, the encoded videos."""
+"""control_sequences → frames → video: what to render, the frames, the encoded videos.
 
-import io
+A run tagged ``char/job_id`` is an API job: the assets report progress, the result and
+failures to the job store, so GET /v1/jobs/{id} follows the run.
+"""
+
 import json
 import tempfile
 import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 from pydantic import Field
 
-from char_pipeline import catalog
+from char_pipeline import catalog, processing
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.assets.previews import markdown_images
-from char_pipeline.assets.references import engine_failure, load_reference_rgba
+from char_pipeline.assets.references import engine_failure
 from char_pipeline.engine.controls import (
-    RestPose,
     encode_pose_sequence,
     keypoints_from_json,
     keypoints_from_z,
     latent_sequence,
+    validate_z_sequence,
 )
 from char_pipeline.engine.encode import VideoWriter, probe_video
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.identity import cosine_similarity, extract_identity
-from char_pipeline.engine.images import decode_png, encode_png
+from char_pipeline.engine.images import decode_png
 from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequence, text_sequence
-from char_pipeline.engine.render import Character, RenderSettings, parse_resolution
+from char_pipeline.engine.render import parse_resolution
 from char_pipeline.resources.compute import ComputeResource
+from char_pipeline.resources.jobs import JobStoreResource, job_id_of
 from char_pipeline.resources.storage import ArtifactStore
+
+# Share of a job's progress spent rendering; the rest is encoding.
+RENDER_SHARE = 85.0
 
 
 class ControlsConfig(dg.Config):
@@ -46,23 +52,48 @@ class ControlsConfig(dg.Config):
     text_prompt: str = "wave hello"
     latent_seed: int = 7
     latent_distribution: str = "gaussian"
+    sequences: dict[str, str] = Field(
+        default={},
+        description="Ready-made z sequences: control name → artifact key of a T×64 .npy.",
+    )
 
 
-def _rest_pose(store: ArtifactStore, subject_mask: dict) -> RestPose:
-    return RestPose.from_json(store.read_json(subject_mask["rest_pose_key"]))
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
+def _build_control(
+    config: ControlsConfig,
+    control_type: str,
+    store: ArtifactStore,
+    reference_id: str,
+    subject_mask: dict,
+):
+    rest = processing.rest_pose(store, subject_mask)
+    if control_type == "pose":
+        if config.pose_keypoints_file:
+            frames = json.loads(Path(config.pose_keypoints_file).read_text())
+            source = config.pose_keypoints_file
+        else:
+            plan = MotionPlan(config.pose_motion, None, MotionParams(), ())
+            frames = keypoints_from_z(motion_sequence(plan, config.steps), rest)
+            source = f"keypoint track of motion '{config.pose_motion}'"
+            store.write_json(catalog.control_key(reference_id, "pose", "keypoints.json"), frames)
+        z = encode_pose_sequence([keypoints_from_json(frame) for frame in frames], rest)
+        return z, {"keypoints": source}
+    if control_type == "text":
+        z, plan = text_sequence(config.text_prompt, config.steps)
+        return z, {"prompt": config.text_prompt, "motion": plan.primary, "overlay": plan.overlay}
+    if control_type == "latent":
+        z = latent_sequence(config.steps, config.latent_seed, config.latent_distribution)
+        return z, {"seed": config.latent_seed, "distribution": config.latent_distribution}
+    raise dg.Failure(
+        description=f"Unknown control type {control_type!r}; use pose, text or latent.",
+        allow_retries=False,
+    )
 
 
 @dg.asset(
     partitions_def=reference_partitions,
     group_name="render",
     kinds={"numpy"},
-    description="Control sequences z_1..z_T (layout v1, docs/controls.md) from pose keypoints, a text prompt or a seed.",
+    description="Control sequences z_1..z_T (layout v1, docs/controls.md) from pose keypoints, a text prompt, a seed, or a request.",
 )
 def control_sequences(
     context: dg.AssetExecutionContext,
@@ -71,52 +102,28 @@ def control_sequences(
     subject_mask: dict,
 ) -> dict:
     reference_id = context.partition_key
-    rest = _rest_pose(store, subject_mask)
     controls = {}
     for control_type in config.control_types:
         try:
-            if control_type == "pose":
-                if config.pose_keypoints_file:
-                    frames = json.loads(Path(config.pose_keypoints_file).read_text())
-                    source = config.pose_keypoints_file
-                else:
-                    track = motion_sequence(
-                        MotionPlan(config.pose_motion, None, MotionParams(), ()), config.steps
-                    )
-                    frames = keypoints_from_z(track, rest)
-                    source = f"keypoint track of motion '{config.pose_motion}'"
-                    store.write_json(
-                        catalog.control_key(reference_id, "pose", "keypoints.json"), frames
-                    )
-                z = encode_pose_sequence([keypoints_from_json(frame) for frame in frames], rest)
-                detail = {"keypoints": source}
-            elif control_type == "text":
-                z, plan = text_sequence(config.text_prompt, config.steps)
-                detail = {
-                    "prompt": config.text_prompt,
-                    "motion": plan.primary,
-                    "overlay": plan.overlay,
-                }
-            elif control_type == "latent":
-                z = latent_sequence(config.steps, config.latent_seed, config.latent_distribution)
-                detail = {"seed": config.latent_seed, "distribution": config.latent_distribution}
-            else:
-                raise dg.Failure(
-                    description=f"Unknown control type {control_type!r}; use pose, text or latent.",
-                    allow_retries=False,
-                )
+            z, detail = _build_control(config, control_type, store, reference_id, subject_mask)
         except CharPipelineError as exc:
             raise engine_failure(
                 exc, f"The {control_type} control for {reference_id} is invalid"
             ) from exc
         key = catalog.control_key(reference_id, control_type, "npy")
-        store.write_bytes(key, _npy_bytes(z))
+        store.write_bytes(key, processing.npy_bytes(z))
         controls[control_type] = {
             "control_type": control_type,
             "key": key,
             "frames": len(z),
             **detail,
         }
+    for name, key in config.sequences.items():
+        try:
+            z = validate_z_sequence(processing.load_npy(store, key))
+        except CharPipelineError as exc:
+            raise engine_failure(exc, f"The control sequence {name} is invalid") from exc
+        controls[name] = {"control_type": "request", "key": key, "frames": len(z)}
     context.add_output_metadata({"controls": dg.MetadataValue.json(controls)})
     return {"controls": controls}
 
@@ -139,49 +146,62 @@ def frames(
     config: FramesConfig,
     store: ArtifactStore,
     compute: ComputeResource,
+    jobs: JobStoreResource,
     subject_mask: dict,
     identity_features: dict,
     control_sequences: dict,
 ) -> dict:
     reference_id = context.partition_key
+    job_id = job_id_of(context)
+    if job_id:
+        jobs.store.start_job(job_id, context.run_id)
     try:
         width, height = parse_resolution(config.resolution, max_pixels=compute.max_render_pixels)
     except CharPipelineError as exc:
         raise engine_failure(exc, "Bad render settings") from exc
-    rgb, _ = load_reference_rgba(store, reference_id)
-    soft = decode_png(store.read_bytes(subject_mask["mask_key"]))
-    character = Character(
-        rgb=rgb,
-        soft_mask=soft,
-        bbox=tuple(subject_mask["bbox"]),
-        rest=_rest_pose(store, subject_mask),
-        mask_source=subject_mask["source"],
-        rig_kind=subject_mask["rig_kind"],
-    )
     renderer = compute.make_renderer()
-    scene = renderer.prepare(
-        character, RenderSettings(width=width, height=height, background=config.background)
-    )
-    reference_vector = np.load(io.BytesIO(store.read_bytes(identity_features["key"])))
+    character = processing.load_character(store, reference_id, subject_mask)
+    scene = processing.prepare_scene(renderer, character, width, height, config.background)
+    reference_vector = processing.load_npy(store, identity_features["key"])
+    total = sum(c["frames"] for c in control_sequences["controls"].values())
+    done = 0
+    last_report = 0.0
     rendered, previews, timings = {}, {}, {}
     for name, control in control_sequences["controls"].items():
-        z_sequence = np.load(io.BytesIO(store.read_bytes(control["key"])))
-        started = time.perf_counter()
-        similarity = []
+        z_sequence = processing.load_npy(store, control["key"])
         middle = len(z_sequence) // 2
-        for index, z_t in enumerate(z_sequence):
-            frame, alpha = renderer.render_layers(scene, z_t)
-            store.write_bytes(catalog.frame_key(reference_id, name, index), encode_png(frame))
+        count = len(z_sequence)
+        similarity: list[float] = []
+        started = time.perf_counter()
+
+        def on_frame(
+            index,
+            frame,
+            alpha,
+            name=name,
+            middle=middle,
+            similarity=similarity,
+            count=count,
+        ):
+            nonlocal done, last_report
+            done += 1
             if index in (0, middle):
                 previews[f"{name} frame {index}"] = frame
                 # The rendered subject against the reference's identity (cnn features).
                 similarity.append(
                     cosine_similarity(reference_vector, extract_identity(frame, alpha).vector)
                 )
-            if (index + 1) % 24 == 0 or index + 1 == len(z_sequence):
-                context.log.info(
-                    f"{reference_id} {name}: rendered {index + 1}/{len(z_sequence)} frames"
+            if job_id and (time.monotonic() - last_report > 0.5 or done == total):
+                last_report = time.monotonic()
+                jobs.store.update_progress(
+                    job_id, RENDER_SHARE * done / total, f"Rendered {done}/{total} frames"
                 )
+            if (index + 1) % 24 == 0 or index + 1 == count:
+                context.log.info(f"{reference_id} {name}: rendered {index + 1}/{count} frames")
+
+        processing.render_frames(
+            store, reference_id, name, z_sequence, renderer=renderer, scene=scene, on_frame=on_frame
+        )
         timings[name] = round(time.perf_counter() - started, 3)
         rendered[name] = {
             "frames": len(z_sequence),
@@ -206,6 +226,9 @@ def frames(
 class VideoConfig(dg.Config):
     fps: int = Field(default=24, ge=1, le=120)
     formats: list[str] = Field(default=["mp4", "gif"])
+    job_result: dict = Field(
+        default={}, description="Fields an API job's result carries over from its request."
+    )
 
 
 @dg.asset(
@@ -217,14 +240,19 @@ class VideoConfig(dg.Config):
         dg.AssetCheckSpec(
             "video_decodes",
             asset="video",
-            description="Every video decodes back with the frame count, size, fps and codec asked for.",
+            description="Every video decodes back with the frame count, size and codec asked for.",
         )
     ],
 )
 def video(
-    context: dg.AssetExecutionContext, config: VideoConfig, store: ArtifactStore, frames: dict
+    context: dg.AssetExecutionContext,
+    config: VideoConfig,
+    store: ArtifactStore,
+    jobs: JobStoreResource,
+    frames: dict,
 ):
     reference_id = context.partition_key
+    job_id = job_id_of(context)
     width, height = frames["width"], frames["height"]
     videos, problems = [], []
     with tempfile.TemporaryDirectory() as folder:
@@ -232,16 +260,15 @@ def video(
             for video_format in config.formats:
                 local = Path(folder) / f"{name}.{video_format}"
                 started = time.perf_counter()
+                if job_id:
+                    jobs.store.update_progress(job_id, RENDER_SHARE, f"Encoding {video_format}")
                 try:
                     with VideoWriter(
                         local, video_format=video_format, fps=config.fps, width=width, height=height
                     ) as writer:
                         for index in range(rendered["frames"]):
-                            writer.write(
-                                decode_png(
-                                    store.read_bytes(catalog.frame_key(reference_id, name, index))
-                                )[..., :3]
-                            )
+                            frame = store.read_bytes(catalog.frame_key(reference_id, name, index))
+                            writer.write(decode_png(frame)[..., :3])
                 except CharPipelineError as exc:
                     raise engine_failure(exc, f"Encoding {name}.{video_format} failed") from exc
                 encode_s = time.perf_counter() - started
@@ -266,6 +293,22 @@ def video(
                         **info.to_json(),
                     }
                 )
+    if job_id and videos:
+        first = videos[0]
+        jobs.store.complete_job(
+            job_id,
+            {
+                **config.job_result,
+                "video_key": first["key"],
+                "format": first["format"],
+                "frames": first["frames"],
+                "fps": config.fps,
+                "resolution": f"{width}x{height}",
+                "duration_s": first["duration_s"],
+                "size_bytes": first["size_bytes"],
+                "renderer": frames["renderer"],
+            },
+        )
     yield dg.Output(
         {"videos": videos},
         metadata={

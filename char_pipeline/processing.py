@@ -1,0 +1,167 @@
+"""Reference processing and rendering over the artifact store, shared by every door.
+
+The Dagster assets and the API call these functions, so a reference processed by either
+has the same artifacts at the same keys (``catalog``), and a render is the same frames.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from char_pipeline import catalog
+from char_pipeline.engine.controls import RestPose
+from char_pipeline.engine.identity import extract_identity
+from char_pipeline.engine.images import (
+    ReferenceImage,
+    decode_png,
+    encode_png,
+    load_reference_image,
+)
+from char_pipeline.engine.render import Character, Renderer, RenderSettings
+from char_pipeline.engine.rig import estimate_rest_pose
+from char_pipeline.engine.segmentation import SubjectMask, segment_subject
+from char_pipeline.resources.storage import ArtifactStore
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def load_npy(store: ArtifactStore, key: str) -> np.ndarray:
+    return np.load(io.BytesIO(store.read_bytes(key)), allow_pickle=False)
+
+
+@dataclass
+class Ingested:
+    record: dict
+    reference: ReferenceImage
+    upload_bytes: int
+
+
+def ingest_reference(
+    store: ArtifactStore, reference_id: str, *, max_bytes: int, max_pixels: int
+) -> Ingested:
+    """Decode the upload (typed errors for bad input) and store it as a normalised PNG."""
+    data = store.read_bytes(catalog.upload_key(reference_id))
+    reference = load_reference_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    pixels = (
+        reference.rgb if reference.alpha is None else np.dstack([reference.rgb, reference.alpha])
+    )
+    key = catalog.reference_key(reference_id, "reference.png")
+    store.write_bytes(key, encode_png(pixels))
+    record = {
+        "reference_image_id": reference_id,
+        "key": key,
+        "width": reference.width,
+        "height": reference.height,
+        "has_alpha": reference.alpha is not None,
+        "source_format": reference.source_format,
+    }
+    return Ingested(record=record, reference=reference, upload_bytes=len(data))
+
+
+def load_reference_rgba(
+    store: ArtifactStore, reference_id: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    pixels = decode_png(store.read_bytes(catalog.reference_key(reference_id, "reference.png")))
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        return np.ascontiguousarray(pixels[..., :3]), np.ascontiguousarray(pixels[..., 3])
+    return pixels, None
+
+
+@dataclass
+class Segmented:
+    record: dict
+    mask: SubjectMask
+    rest: RestPose
+    seconds: float
+
+
+def segment_reference(store: ArtifactStore, reference_id: str) -> Segmented:
+    """Mask the subject and estimate its rest pose; writes mask.png and rest_pose.json."""
+    rgb, alpha = load_reference_rgba(store, reference_id)
+    started = time.perf_counter()
+    mask = segment_subject(ReferenceImage(rgb=rgb, alpha=alpha, source_format="PNG"))
+    seconds = time.perf_counter() - started
+    rest, rig_kind = estimate_rest_pose(rgb, mask.binary, mask.bbox)
+    mask_key = catalog.reference_key(reference_id, "mask.png")
+    rest_key = catalog.reference_key(reference_id, "rest_pose.json")
+    store.write_bytes(mask_key, encode_png(mask.soft))
+    store.write_json(rest_key, {**rest.to_json(), "rig_kind": rig_kind})
+    record = {
+        "mask_key": mask_key,
+        "rest_pose_key": rest_key,
+        "source": mask.source,
+        "bbox": list(mask.bbox),
+        "coverage": mask.coverage,
+        "rig_kind": rig_kind,
+    }
+    return Segmented(record=record, mask=mask, rest=rest, seconds=seconds)
+
+
+def embed_reference(
+    store: ArtifactStore, reference_id: str, mask_record: dict, model: str = "cnn"
+) -> dict:
+    """Identity features of the masked subject; writes identity_<model>.npy."""
+    rgb, _ = load_reference_rgba(store, reference_id)
+    soft = decode_png(store.read_bytes(mask_record["mask_key"]))
+    started = time.perf_counter()
+    features = extract_identity(rgb, soft, model=model)
+    key = catalog.reference_key(reference_id, f"identity_{model}.npy")
+    store.write_bytes(key, npy_bytes(features.vector))
+    return {
+        "model": features.model,
+        "feature_dim": features.feature_dim,
+        "key": key,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def rest_pose(store: ArtifactStore, mask_record: dict) -> RestPose:
+    return RestPose.from_json(store.read_json(mask_record["rest_pose_key"]))
+
+
+def load_character(store: ArtifactStore, reference_id: str, mask_record: dict) -> Character:
+    rgb, _ = load_reference_rgba(store, reference_id)
+    return Character(
+        rgb=rgb,
+        soft_mask=decode_png(store.read_bytes(mask_record["mask_key"])),
+        bbox=tuple(mask_record["bbox"]),
+        rest=rest_pose(store, mask_record),
+        mask_source=mask_record["source"],
+        rig_kind=mask_record["rig_kind"],
+    )
+
+
+def render_frames(
+    store: ArtifactStore,
+    reference_id: str,
+    control: str,
+    z_sequence: np.ndarray,
+    *,
+    renderer: Renderer,
+    scene,
+    on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+) -> int:
+    """Render each z_t and store it as a PNG frame; ``on_frame(index, frame, alpha)``."""
+    for index, z_t in enumerate(z_sequence):
+        frame, alpha = renderer.render_layers(scene, z_t)
+        store.write_bytes(catalog.frame_key(reference_id, control, index), encode_png(frame))
+        if on_frame is not None:
+            on_frame(index, frame, alpha)
+    return len(z_sequence)
+
+
+def prepare_scene(
+    renderer: Renderer, character: Character, width: int, height: int, background: str = "auto"
+):
+    return renderer.prepare(
+        character, RenderSettings(width=width, height=height, background=background)
+    )
