@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format dev bench clean
+.PHONY: setup demo test lint format dev serve bench clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,9 @@ format: $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/char-pipeline dev
+
+serve: $(STAMP)
+	$(BIN)/char-pipeline serve
 
 bench: $(STAMP)
 	$(BIN)/python bench/render_video.py

@@ -52,6 +52,19 @@ def video_key(reference_id: str, control: str, video_format: str) -> str:
     return f"videos/{reference_id}/{control}.{video_format}"
 
 
+def record_key(asset: str, partition: str) -> str:
+    """Where the IO manager keeps an asset partition's JSON record."""
+    return f"records/{asset}/{partition}.json"
+
+
+def job_sequence_key(job_id: str) -> str:
+    return f"jobs/{job_id}/z_sequence.npy"
+
+
+def generated_key(etag: str, name: str) -> str:
+    return f"generated/{etag}/{name}"
+
+
 def save_upload(
     store: ArtifactStore, data: bytes, name: str = "", reference_id: str | None = None
 ) -> Upload:

@@ -144,6 +144,123 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    import json
+
+    from char_pipeline.jobstore import SCOPES, open_job_store
+
+    store = open_job_store(get_settings().resolved_job_store_url)
+    if args.keys_command == "create":
+        scopes = (
+            [s.strip() for s in args.scopes.split(",") if s.strip()]
+            if args.scopes
+            else list(SCOPES)
+        )
+        try:
+            key, plaintext = store.create_key(args.name, scopes)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps({**key.to_json(), "api_key": plaintext}))
+        else:
+            print(f"Created {key.id} ({key.name}) with scopes {', '.join(key.scopes)}.")
+            print(f"API key (shown once, store it now): {plaintext}")
+        return 0
+    if args.keys_command == "list":
+        keys = store.list_keys()
+        if args.json:
+            print(json.dumps([k.to_json() for k in keys]))
+        for key in [] if args.json else keys:
+            state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+            print(
+                f"{key.id}  {key.prefix}…  {key.name:<20} {','.join(key.scopes):<45} {key.created_at}  {state}"
+            )
+        return 0
+    if store.revoke_key(args.key_id):
+        print(f"Revoked {args.key_id}.")
+        return 0
+    print(f"error: no active key {args.key_id}", file=sys.stderr)
+    return 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """API server, Dagster webserver and daemon together on loopback; Ctrl-C stops all three."""
+    import signal
+    import subprocess
+
+    from char_pipeline.runner import prepare_dagster_home
+    from char_pipeline.settings import CHECKOUT_ROOT
+
+    settings = get_settings()
+    prepare_dagster_home(settings)
+    bin_dir = Path(sys.executable).parent
+    workspace = str(CHECKOUT_ROOT / "workspace.yaml")
+    api_port = args.api_port or settings.api_port
+    commands = {
+        "api": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "char_pipeline.api.main:app",
+            "--host",
+            args.host,
+            "--port",
+            str(api_port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        "dagster-webserver": [
+            str(bin_dir / "dagster-webserver"),
+            "-w",
+            workspace,
+            "-h",
+            args.host,
+            "-p",
+            str(args.dagster_port),
+        ],
+        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+    }
+    env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home), "CHAR_API_PORT": str(api_port)}
+    processes = {
+        name: subprocess.Popen(command, cwd=CHECKOUT_ROOT, env=env)
+        for name, command in commands.items()
+    }
+    print(f"API        http://{args.host}:{api_port}  (docs at /docs)")
+    print(f"Dagster UI http://{args.host}:{args.dagster_port}")
+    print(f"Data root  {settings.home}   — Ctrl-C stops everything.", flush=True)
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                print(
+                    f"{name} exited with code {process.returncode}; stopping the others.",
+                    file=sys.stderr,
+                )
+                stopping, exit_code = True, 1
+                break
+        time.sleep(0.5)
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    for process in processes.values():
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="char-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +277,31 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))
     dev.set_defaults(handler=cmd_dev)
+    serve = commands.add_parser(
+        "serve", help="Start the API, the Dagster webserver and the daemon on loopback."
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--api-port", type=int, default=None, help="default: CHAR_API_PORT or 8000")
+    serve.add_argument(
+        "--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000"))
+    )
+    serve.add_argument("--workers", type=int, default=1, help="API worker processes")
+    serve.set_defaults(handler=cmd_serve)
+    keys = commands.add_parser("keys", help="Create, list and revoke API keys.")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scopes",
+        default="",
+        help="comma-separated; default: all of reference:read,control:write,generate:write",
+    )
+    create.add_argument("--json", action="store_true")
+    listing = key_commands.add_parser("list")
+    listing.add_argument("--json", action="store_true")
+    revoke = key_commands.add_parser("revoke")
+    revoke.add_argument("key_id")
+    keys.set_defaults(handler=cmd_keys)
     args = parser.parse_args(argv)
     return args.handler(args)
 

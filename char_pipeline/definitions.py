@@ -2,12 +2,13 @@
 
 import dagster as dg
 
-from char_pipeline.assets.jobs import reference_job, render_job
+from char_pipeline.assets.jobs import reference_job, render_job, render_request_job
 from char_pipeline.assets.references import identity_features, reference_image, subject_mask
 from char_pipeline.assets.rendering import control_sequences, frames, video
 from char_pipeline.resources.compute import ComputeResource
 from char_pipeline.resources.jobs import JobStoreResource
 from char_pipeline.resources.storage import ArtifactStore, JsonRecordIOManager
+from char_pipeline.sensors.jobs import job_failure_sensor, job_submission_sensor
 from char_pipeline.sensors.references import reference_upload_sensor
 from char_pipeline.settings import Settings, get_settings
 
@@ -36,8 +37,8 @@ ASSETS = [reference_image, subject_mask, identity_features, control_sequences, f
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[render_job, reference_job],
-        sensors=[reference_upload_sensor],
+        jobs=[render_job, reference_job, render_request_job],
+        sensors=[reference_upload_sensor, job_submission_sensor, job_failure_sensor],
         resources=build_resources(settings),
     )
 

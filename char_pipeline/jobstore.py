@@ -12,6 +12,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -127,6 +128,9 @@ class JobStore:
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite"):
+            database = sa.engine.make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.engine = sa.create_engine(
                 url, connect_args={"timeout": 30, "check_same_thread": False}
             )

@@ -24,6 +24,10 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     max_concurrent_runs: 2
+    dequeue_interval_seconds: 1
+sensors:
+  use_threads: true
+  num_workers: 4
 """
 
 

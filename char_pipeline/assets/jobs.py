@@ -15,3 +15,12 @@ reference_job = dg.define_asset_job(
     description="Process a new upload: decode, segment, embed.",
     executor_def=dg.in_process_executor,
 )
+
+REQUEST_ASSETS = ["control_sequences", "frames", "video"]
+
+render_request_job = dg.define_asset_job(
+    name="render_request_job",
+    selection=dg.AssetSelection.assets(*REQUEST_ASSETS),
+    description="One API render request (an async job): its z sequence → frames → video.",
+    executor_def=dg.in_process_executor,
+)

@@ -295,20 +295,23 @@ def video(
                 )
     if job_id and videos:
         first = videos[0]
-        jobs.store.complete_job(
-            job_id,
-            {
-                **config.job_result,
-                "video_key": first["key"],
-                "format": first["format"],
-                "frames": first["frames"],
-                "fps": config.fps,
-                "resolution": f"{width}x{height}",
-                "duration_s": first["duration_s"],
-                "size_bytes": first["size_bytes"],
-                "renderer": frames["renderer"],
-            },
-        )
+        result_fields = {k: v for k, v in config.job_result.items() if k != "cache_ttl"}
+        result = {
+            **result_fields,
+            "video_key": first["key"],
+            "format": first["format"],
+            "frames": first["frames"],
+            "fps": config.fps,
+            "resolution": f"{width}x{height}",
+            "duration_s": first["duration_s"],
+            "size_bytes": first["size_bytes"],
+            "renderer": frames["renderer"],
+        }
+        jobs.store.complete_job(job_id, result)
+        if "etag" in result:
+            jobs.store.cache_put(
+                result["etag"], result, int(config.job_result.get("cache_ttl", 86400))
+            )
     yield dg.Output(
         {"videos": videos},
         metadata={

@@ -457,3 +457,29 @@ def keypoints_from_z(z_sequence: np.ndarray, rest: RestPose) -> list[list[dict[s
             ]
         )
     return frames
+
+
+def smooth_sequence(
+    z_sequence: np.ndarray, *, temporal_strength: float | None, pose_smoothness: float | None
+) -> np.ndarray:
+    """Temporal smoothing of a sequence: the API's temporal_strength and pose_smoothness.
+
+    ``temporal_strength`` (0..1) smooths every entry over up to ±3 frames (Gaussian sigma =
+    1.5 × strength frames); ``pose_smoothness`` (0..1) adds the same again on the joint
+    offsets only, to damp keypoint jitter. 0 or None leaves the sequence untouched.
+    """
+    z = np.asarray(z_sequence, dtype=np.float64)
+    for strength, columns in ((temporal_strength, slice(None)), (pose_smoothness, JOINT_OFFSETS)):
+        if strength is None or strength <= 0 or len(z) < 3:
+            continue
+        if strength > 1:
+            raise InvalidInputError("temporal_strength and pose_smoothness must be within 0..1.")
+        sigma = 1.5 * float(strength)
+        radius = max(1, round(3 * sigma))
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        taps /= taps.sum()
+        padded = np.pad(z[:, columns], ((radius, radius), (0, 0)), mode="edge")
+        z[:, columns] = np.stack(
+            [np.convolve(padded[:, c], taps, mode="valid") for c in range(padded.shape[1])], axis=1
+        )
+    return z.astype(np.float32)

@@ -108,9 +108,10 @@ class JsonRecordIOManager(dg.ConfigurableIOManager):
     s3_endpoint_url: str | None = None
 
     def _key(self, context: dg.OutputContext | dg.InputContext) -> str:
-        parts = ["records", *context.asset_key.path]
+        from char_pipeline.catalog import record_key
+
         partition = context.partition_key if context.has_partition_key else "__all__"
-        return "/".join([*parts, f"{partition}.json"])
+        return record_key("/".join(context.asset_key.path), partition)
 
     def _store(self) -> ArtifactStore:
         return ArtifactStore(root_url=self.root_url, s3_endpoint_url=self.s3_endpoint_url)

@@ -1,0 +1,104 @@
+"""Request dependencies: the app's shared state, API-key auth with scopes, rate limits."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from fastapi import Depends, Request
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from char_pipeline.api.errors import ApiError
+from char_pipeline.definitions import build_resources
+from char_pipeline.jobstore import ApiKey, JobStore, open_job_store
+from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.settings import Settings
+
+STANDARD_LIMIT = parse("100/minute")
+BURST_LIMIT = parse("50/10 seconds")
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: ArtifactStore
+    jobs: JobStore
+    limiter: MovingWindowRateLimiter
+    signing_key: bytes
+    # Reference processing runs beside the request threads, one at a time: the models
+    # load once and the CPU is not oversubscribed.
+    processor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AppState:
+        return cls(
+            settings=settings,
+            store=build_resources(settings)["store"],
+            jobs=open_job_store(settings.resolved_job_store_url),
+            limiter=MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage)),
+            signing_key=settings.signing_key(),
+        )
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.char
+
+
+def authenticate(request: Request, state: AppState = Depends(app_state)) -> ApiKey:
+    """Bearer API key → the key's record, then the per-key rate limits."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "Missing API key: send 'Authorization: Bearer <API_KEY>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    key = state.jobs.verify_key(token.strip())
+    if key is None:
+        raise ApiError(401, "Invalid or revoked API key.", headers={"WWW-Authenticate": "Bearer"})
+    _rate_limit(request, state, key.id)
+    return key
+
+
+def _rate_limit(request: Request, state: AppState, key_id: str) -> None:
+    limiter = state.limiter
+    allowed_standard = limiter.hit(STANDARD_LIMIT, "key", key_id)
+    allowed_burst = allowed_standard and limiter.hit(BURST_LIMIT, "key", key_id)
+    standard = limiter.get_window_stats(STANDARD_LIMIT, "key", key_id)
+    burst = limiter.get_window_stats(BURST_LIMIT, "key", key_id)
+    binding = burst if burst.remaining < standard.remaining else standard
+    headers = {
+        "X-RateLimit-Limit": str(STANDARD_LIMIT.amount),
+        "X-RateLimit-Remaining": str(max(0, min(standard.remaining, burst.remaining))),
+        "X-RateLimit-Reset": str(math.ceil(binding.reset_time)),
+    }
+    request.state.rate_limit_headers = headers
+    if not (allowed_standard and allowed_burst):
+        exceeded = standard if not allowed_standard else burst
+        limit = STANDARD_LIMIT if not allowed_standard else BURST_LIMIT
+        retry_after = max(1, math.ceil(exceeded.reset_time - time.time()))
+        raise ApiError(
+            429,
+            f"Rate limit exceeded ({limit.amount} requests per {limit.multiples} {limit.GRANULARITY.name}); retry after {retry_after} s.",
+            details={"limit": str(limit), "retry_after": retry_after},
+            headers={**headers, "Retry-After": str(retry_after), "X-RateLimit-Remaining": "0"},
+        )
+
+
+def require_scope(scope: str) -> Callable[..., ApiKey]:
+    def dependency(key: ApiKey = Depends(authenticate)) -> ApiKey:
+        if scope not in key.scopes:
+            raise ApiError(
+                403,
+                f"This API key lacks the '{scope}' scope.",
+                details={"required_scope": scope, "key_scopes": list(key.scopes)},
+            )
+        return key
+
+    return dependency

@@ -1,0 +1,124 @@
+"""Every error leaves the API in the seed's envelope: {"error": {code, message, details}}."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from char_pipeline.engine.errors import CharPipelineError
+
+log = logging.getLogger("char_pipeline.api")
+
+STATUS_CODES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "UnprocessableEntity",
+    429: "RateLimitExceeded",
+    500: "InternalError",
+}
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or STATUS_CODES.get(status, "InternalError")
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+def envelope(
+    status: int, code: str, message: str, details: dict | None = None, headers: dict | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"code": code, "message": message, "details": details or {}}},
+        headers=headers,
+    )
+
+
+def _json_position(body: bytes) -> dict[str, int]:
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as exc:
+        return {"line": exc.lineno, "column": exc.colno}
+    except UnicodeDecodeError:
+        return {}
+    return {}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return envelope(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(CharPipelineError)
+    async def engine_error(_request: Request, exc: CharPipelineError) -> JSONResponse:
+        details = {k: v for k, v in exc.details.items() if v is not None}
+        return envelope(exc.http_status, exc.code, exc.message, details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(error.get("type") == "json_invalid" for error in errors):
+            body = await request.body()
+            return envelope(
+                400, "BadRequest", "Request body could not be parsed as JSON.", _json_position(body)
+            )
+        problems = [
+            {
+                "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body"),
+                "message": error.get("msg", ""),
+                "type": error.get("type", ""),
+            }
+            for error in errors
+        ]
+        summary = "; ".join(f"{p['field'] or 'body'}: {p['message']}" for p in problems[:5])
+        return envelope(
+            422,
+            "UnprocessableEntity",
+            f"Request validation failed: {summary}",
+            {"errors": problems},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = (
+            exc.detail
+            if isinstance(exc.detail, str)
+            else STATUS_CODES.get(exc.status_code, "Error")
+        )
+        if exc.status_code == 404 and message == "Not Found":
+            message = "No such endpoint."
+        return envelope(
+            exc.status_code,
+            STATUS_CODES.get(exc.status_code, "BadRequest"),
+            message,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("Unhandled error", exc_info=exc)
+        return envelope(500, "InternalError", "Server-side error — please retry later.")

@@ -1,0 +1,110 @@
+import base64
+import hashlib
+
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
+
+from char_pipeline import catalog, processing
+from char_pipeline.api.deps import AppState, app_state, require_scope
+from char_pipeline.api.errors import ApiError
+from char_pipeline.api.schemas import IdentityFeaturesOut, ReferenceMetadata, ReferenceUploaded
+from char_pipeline.api.service import References
+from char_pipeline.engine.errors import CharPipelineError
+from char_pipeline.engine.identity import extract_identity
+from char_pipeline.engine.images import decode_png
+
+router = APIRouter(prefix="/v1/reference-image", tags=["Reference Image Processing"])
+READ = Depends(require_scope("reference:read"))
+
+
+@router.post(
+    "", response_model=ReferenceUploaded, summary="Upload Reference Image", dependencies=[READ]
+)
+async def upload_reference_image(
+    request: Request,
+    image: UploadFile = File(...),
+    name: str = Form(""),
+    state: AppState = Depends(app_state),
+) -> dict:
+    limit = state.settings.max_image_bytes
+    data = await image.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(
+            400,
+            f"The image is larger than the limit of {limit:,} bytes.",
+            details={"max_bytes": limit},
+        )
+    return References(state).upload(data, name or image.filename or "")
+
+
+@router.get(
+    "/{reference_image_id}",
+    response_model=ReferenceMetadata,
+    summary="Get Reference-Image Metadata",
+    dependencies=[READ],
+)
+def get_reference_image(reference_image_id: str, state: AppState = Depends(app_state)) -> dict:
+    return References(state).metadata(reference_image_id)
+
+
+@router.get(
+    "/{reference_image_id}/mask",
+    summary="Retrieve Segmentation Mask",
+    dependencies=[READ],
+    responses={
+        200: {"content": {"image/png": {}, "application/json": {}}},
+        304: {"description": "Not modified"},
+    },
+)
+def get_mask(
+    reference_image_id: str,
+    format: str = Query("png", pattern="^(png|base64)$"),
+    if_none_match: str | None = Header(None),
+    state: AppState = Depends(app_state),
+) -> Response:
+    mask_record = References(state).require_processed(reference_image_id, wait=False)
+    png = state.store.read_bytes(mask_record["mask_key"])
+    etag = '"m' + hashlib.sha256(png).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=0, must-revalidate"}
+    if if_none_match and etag in [tag.strip() for tag in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    if format == "base64":
+        body = {
+            "reference_image_id": reference_image_id,
+            "format": "base64",
+            "mask": base64.b64encode(png).decode(),
+        }
+        import json
+
+        return Response(json.dumps(body), media_type="application/json", headers=headers)
+    return Response(png, media_type="image/png", headers=headers)
+
+
+@router.get(
+    "/{reference_image_id}/features",
+    response_model=IdentityFeaturesOut,
+    summary="Extract Identity Features",
+    dependencies=[READ],
+)
+def get_features(
+    reference_image_id: str,
+    model: str = Query("cnn", pattern="^(cnn|vit)$"),
+    state: AppState = Depends(app_state),
+) -> dict:
+    mask_record = References(state).require_processed(reference_image_id)
+    if model == "cnn":
+        vector = processing.load_npy(
+            state.store, catalog.reference_key(reference_image_id, "identity_cnn.npy")
+        )
+    else:
+        rgb, _ = processing.load_reference_rgba(state.store, reference_image_id)
+        soft = decode_png(state.store.read_bytes(mask_record["mask_key"]))
+        try:
+            vector = extract_identity(rgb, soft, model="vit").vector
+        except CharPipelineError:
+            raise
+    return {
+        "reference_image_id": reference_image_id,
+        "model": model,
+        "feature_dim": int(vector.shape[0]),
+        "f_identity": [round(float(v), 6) for v in vector],
+    }

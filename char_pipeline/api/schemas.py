@@ -1,0 +1,124 @@
+"""Request and response bodies, field for field as the seed spells them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReferenceUploaded(BaseModel):
+    reference_image_id: str
+    width: int
+    height: int
+    uploaded_at: str
+
+
+class ReferenceMetadata(ReferenceUploaded):
+    name: str | None = None
+    status: Literal["pending", "processed", "failed"]
+    error: dict | None = None
+
+
+class IdentityFeaturesOut(BaseModel):
+    reference_image_id: str
+    model: Literal["cnn", "vit"]
+    feature_dim: int
+    f_identity: list[float]
+
+
+class KeypointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    x: float
+    y: float
+    z: float | None = None
+    confidence: float | None = None
+    name: str | None = None
+    index: int | None = None
+
+
+class PoseControlIn(Strict):
+    reference_image_id: str
+    keypoints: list[KeypointIn] = Field(min_length=1)
+    format: Literal["json", "base64"] = "json"
+    frame_index: int = Field(default=0, ge=0)
+
+
+class PoseControlOut(BaseModel):
+    reference_image_id: str
+    control_type: Literal["pose"] = "pose"
+    frame_index: int
+    z_t: list[float]
+
+
+class TextControlIn(Strict):
+    reference_image_id: str
+    prompt: str = Field(min_length=1, max_length=2000)
+    steps: int = Field(ge=1)
+    model: Literal["clip", "custom-nlp"] = "clip"
+
+
+class TextControlOut(BaseModel):
+    reference_image_id: str
+    control_type: Literal["text"] = "text"
+    steps: int
+    model: str
+    motion: str
+    overlay: str | None
+    z_sequence: list[list[float]]
+
+
+class LatentControlOut(BaseModel):
+    control_type: Literal["latent"] = "latent"
+    length: int
+    seed: int | None
+    distribution: str
+    z_sequence: list[list[float]]
+
+
+Resolution = Field(default="720x720", pattern=r"^\d+x\d+$", description="WIDTHxHEIGHT")
+
+
+class Weights(Strict):
+    identity_strength: float | None = None
+    temporal_strength: float | None = None
+    perceptual_weight: float | None = None
+    adv_weight: float | None = None
+    pose_smoothness: float | None = None
+    url_ttl: int | None = Field(default=None, ge=1, le=365 * 24 * 3600)
+
+
+class FrameIn(Weights):
+    reference_image_id: str
+    control_type: Literal["pose", "text", "latent"]
+    z_t: list[float]
+    resolution: str = Resolution
+    model: Literal["gan", "diffusion", "transformer"] = "gan"
+    output_format: Literal["url", "base64"] = "url"
+    include_mask: bool = False
+    frame_index: int = Field(default=0, ge=0)
+
+
+class VideoIn(Weights):
+    reference_image_id: str
+    control_type: Literal["pose", "text", "latent"]
+    z_sequence: list[list[float]] = Field(min_length=1)
+    format: Literal["mp4", "gif"] = "mp4"
+    resolution: str = Resolution
+    fps: int = Field(default=30, ge=1, le=120)
+    model: Literal["gan", "diffusion", "transformer"] = "gan"
+    async_: bool = Field(default=False, alias="async")
+    callback_url: str | None = Field(default=None, max_length=2000)
+    include_mask: bool = False
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status_url: str

@@ -1,0 +1,454 @@
+"""What the routes do, outside the route functions: references, renders, jobs, caching."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from char_pipeline import catalog, processing
+from char_pipeline.api.deps import AppState
+from char_pipeline.api.errors import ApiError
+from char_pipeline.api.signing import signed_url
+from char_pipeline.engine.controls import smooth_sequence, validate_z, validate_z_sequence
+from char_pipeline.engine.encode import VideoWriter, probe_video
+from char_pipeline.engine.errors import CharPipelineError, ResourceExhaustedError
+from char_pipeline.engine.images import encode_png, load_reference_image
+from char_pipeline.engine.render import get_renderer, parse_resolution
+from char_pipeline.jobstore import Job, iso
+
+# Largest frame per compute type (the seed's FAQ Q6): 1080p on shared GPUs, 4K on a100.
+GPU_MAX_PIXELS = {"v100": 1920 * 1080, "t4": 1920 * 1080, "a100": 3840 * 2160}
+GPU_MAX_SIDE = {"v100": 1920, "t4": 1920, "a100": 3840}
+# Frames × pixels a single job may render (the seed's FAQ Q7: too many high-res frames).
+GPU_PIXEL_BUDGET = {"v100": 3000 * 1280 * 720, "t4": 3000 * 1280 * 720, "a100": 3000 * 1920 * 1080}
+DEFAULT_URL_TTL = 7 * 24 * 3600
+DEFAULT_CACHE_TTL = 24 * 3600
+PROCESSING_WAIT_SECONDS = 60.0
+
+NOT_APPLICABLE = {
+    "identity_strength": "not applicable to the 'warp' renderer: it moves the reference's own pixels, so identity is preserved by construction",
+    "perceptual_weight": "not applicable to the 'warp' renderer: no generative loss is optimised",
+    "adv_weight": "not applicable to the 'warp' renderer: no adversarial loss is optimised",
+}
+APPLIED = {
+    "temporal_strength": "applied: Gaussian smoothing of the whole z sequence over time (sigma = 1.5 × value frames)",
+    "pose_smoothness": "applied: extra temporal smoothing of the joint offsets (sigma = 1.5 × value frames)",
+}
+
+
+def gpu_settings(gpu_type: str | None, instance_count: str | None) -> tuple[str, int]:
+    gpu = (gpu_type or "v100").strip().lower()
+    if gpu not in GPU_MAX_PIXELS:
+        raise ApiError(
+            422,
+            f"X-GPU-Type must be one of v100, a100, t4; got {gpu_type!r}.",
+            details={"header": "X-GPU-Type"},
+        )
+    try:
+        count = int(instance_count) if instance_count is not None else 1
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 4:
+        raise ApiError(
+            422,
+            f"X-Instance-Count must be an integer from 1 to 4; got {instance_count!r}.",
+            details={"header": "X-Instance-Count"},
+        )
+    return gpu, count
+
+
+def check_resolution(resolution: str, gpu: str) -> tuple[int, int]:
+    width, height = parse_resolution(resolution, max_pixels=GPU_MAX_PIXELS["a100"])
+    if width * height > GPU_MAX_PIXELS[gpu] or max(width, height) > GPU_MAX_SIDE[gpu]:
+        raise ResourceExhaustedError(
+            f"{resolution} does not fit on {gpu}: shared types go up to 1920x1080; request X-GPU-Type: a100 for up to 3840x2160.",
+            resolution=resolution,
+            gpu_type=gpu,
+        )
+    return width, height
+
+
+def backend_report(renderer: str, model: str, weights: dict[str, Any]) -> dict[str, Any]:
+    """How the request's generator mode and weights map onto this backend — never silently ignored."""
+    parameters = {}
+    for name, value in weights.items():
+        if value is None:
+            continue
+        parameters[name] = {
+            "value": value,
+            "effect": APPLIED.get(name) or NOT_APPLICABLE.get(name, "unknown"),
+        }
+    return {
+        "renderer": renderer,
+        "device": "cpu",
+        "model_requested": model,
+        "model_note": f"'{model}' requests are served by the CPU '{renderer}' renderer on this installation",
+        "parameters": parameters,
+    }
+
+
+def etag_for(kind: str, reference_sha: str, fields: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        {"kind": kind, "reference": reference_sha, **fields}, sort_keys=True, separators=(",", ":")
+    )
+    return "g" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+class References:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.store = state.store
+
+    def upload(self, data: bytes, name: str) -> dict:
+        settings = self.state.settings
+        try:
+            reference = load_reference_image(
+                data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+            )
+        except CharPipelineError as exc:
+            raise ApiError(
+                400,
+                exc.message,
+                code="BadRequest",
+                details={"reason": type(exc).__name__, **exc.details},
+            ) from exc
+        reference_id = catalog.reference_id_for(data)
+        if self.store.exists(catalog.upload_meta_key(reference_id)):
+            meta = self.store.read_json(catalog.upload_meta_key(reference_id))
+        else:
+            upload = catalog.save_upload(self.store, data, name=name, reference_id=reference_id)
+            meta = upload.__dict__
+            meta.update(width=reference.width, height=reference.height)
+            self.store.write_json(catalog.upload_meta_key(reference_id), meta)
+        if not self._processed(reference_id):
+            self.state.processor.submit(self.process, reference_id)
+        return {k: meta[k] for k in ("reference_image_id", "width", "height", "uploaded_at")}
+
+    def process(self, reference_id: str) -> None:
+        """Ingest, segment and embed; writes the records the Dagster assets would write."""
+        settings = self.state.settings
+        try:
+            ingested = processing.ingest_reference(
+                self.store,
+                reference_id,
+                max_bytes=settings.max_image_bytes,
+                max_pixels=settings.max_image_pixels,
+            )
+            self.store.write_json(
+                catalog.record_key("reference_image", reference_id), ingested.record
+            )
+            segmented = processing.segment_reference(self.store, reference_id)
+            self.store.write_json(
+                catalog.record_key("subject_mask", reference_id), segmented.record
+            )
+            features = processing.embed_reference(self.store, reference_id, segmented.record)
+            self.store.write_json(catalog.record_key("identity_features", reference_id), features)
+        except CharPipelineError as exc:
+            self.store.write_json(
+                catalog.reference_key(reference_id, "error.json"),
+                {
+                    "code": exc.code,
+                    "message": exc.message,
+                    "details": {k: str(v) for k, v in exc.details.items()},
+                },
+            )
+
+    def _processed(self, reference_id: str) -> bool:
+        return self.store.exists(catalog.record_key("identity_features", reference_id))
+
+    def metadata(self, reference_id: str) -> dict:
+        if not catalog.REFERENCE_ID.match(reference_id) or not self.store.exists(
+            catalog.upload_meta_key(reference_id)
+        ):
+            raise ApiError(
+                404,
+                f"Reference image {reference_id!r} not found.",
+                details={"reference_image_id": reference_id},
+            )
+        meta = self.store.read_json(catalog.upload_meta_key(reference_id))
+        error_key = catalog.reference_key(reference_id, "error.json")
+        if self._processed(reference_id):
+            status, error = "processed", None
+        elif self.store.exists(error_key):
+            status, error = "failed", self.store.read_json(error_key)
+        else:
+            status, error = "pending", None
+        return {
+            **{
+                k: meta.get(k)
+                for k in ("reference_image_id", "width", "height", "uploaded_at", "name")
+            },
+            "status": status,
+            "error": error,
+        }
+
+    def require_processed(self, reference_id: str, *, wait: bool = True) -> dict:
+        """The subject_mask record of a processed reference; waits briefly while pending."""
+        deadline = time.monotonic() + (PROCESSING_WAIT_SECONDS if wait else 0)
+        while True:
+            meta = self.metadata(reference_id)
+            if meta["status"] == "processed":
+                return self.store.read_json(catalog.record_key("subject_mask", reference_id))
+            if meta["status"] == "failed":
+                raise ApiError(
+                    422,
+                    f"Reference image {reference_id} could not be processed: {meta['error']['message']}",
+                    details={"reference_image_id": reference_id},
+                )
+            if time.monotonic() >= deadline:
+                raise ApiError(
+                    404,
+                    f"Reference image {reference_id} is still being processed; retry in a few seconds.",
+                    details={"reference_image_id": reference_id, "status": "pending"},
+                )
+            time.sleep(0.05)
+
+    def sha(self, reference_id: str) -> str:
+        return reference_id.removeprefix("ref_")
+
+
+class Renders:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.store = state.store
+        self.references = References(state)
+
+    def sign(self, key: str, ttl: int | None) -> tuple[str, str]:
+        expires = int(time.time()) + int(ttl or DEFAULT_URL_TTL)
+        url = signed_url(
+            self.store, self.state.signing_key, self.state.settings.base_url, key, expires
+        )
+        return url, iso_from_unix(expires)
+
+    def present(self, result: dict, url_ttl: int | None) -> dict:
+        """Turn a stored result (artifact keys) into a response (fresh signed URLs)."""
+        response = {k: v for k, v in result.items() if not k.endswith("_key")}
+        for field in ("image", "video", "mask"):
+            key = result.get(f"{field}_key")
+            if key:
+                response[f"{field}_url"], response["expires_at"] = self.sign(key, url_ttl)
+        return response
+
+    def frame(self, request, gpu: str) -> tuple[dict, str]:
+        z_t = validate_z(request.z_t)
+        width, height = check_resolution(request.resolution, gpu)
+        mask_record = self.references.require_processed(request.reference_image_id)
+        etag = etag_for(
+            "frame",
+            self.references.sha(request.reference_image_id),
+            {
+                "z_t": z_t.tolist(),
+                "resolution": f"{width}x{height}",
+                "model": request.model,
+                "output_format": request.output_format,
+                "include_mask": request.include_mask,
+                "renderer": self.state.settings.renderer,
+                "frame_index": request.frame_index,
+            },
+        )
+        return mask_record, etag
+
+    def render_frame(self, request, mask_record: dict, etag: str, cache_ttl: int | None) -> dict:
+        cached = self.state.jobs.cache_get(etag)
+        if cached is None:
+            width, height = parse_resolution(request.resolution)
+            renderer = get_renderer(self.state.settings.renderer)
+            character = processing.load_character(
+                self.store, request.reference_image_id, mask_record
+            )
+            scene = processing.prepare_scene(renderer, character, width, height)
+            frame, alpha = renderer.render_layers(scene, validate_z(request.z_t))
+            cached = {
+                "reference_image_id": request.reference_image_id,
+                "frame_index": request.frame_index,
+                "control_type": request.control_type,
+                "resolution": f"{width}x{height}",
+                "etag": etag,
+                "backend": backend_report(renderer.name, request.model, _weights(request)),
+            }
+            png = encode_png(frame)
+            if request.output_format == "base64":
+                cached["image_base64"] = base64.b64encode(png).decode()
+            else:
+                cached["image_key"] = catalog.generated_key(etag, "frame.png")
+                self.store.write_bytes(cached["image_key"], png)
+            if request.include_mask:
+                cached["mask_key"] = catalog.generated_key(etag, "mask.png")
+                self.store.write_bytes(cached["mask_key"], encode_png(alpha))
+            self.state.jobs.cache_put(etag, cached, cache_ttl or DEFAULT_CACHE_TTL)
+        return self.present(cached, request.url_ttl)
+
+    def video_plan(self, request, gpu: str) -> tuple[np.ndarray, dict, str]:
+        settings = self.state.settings
+        if request.include_mask:
+            raise ApiError(
+                422,
+                "include_mask is supported on /v1/generate/frame; videos carry no mask track.",
+                details={"field": "include_mask"},
+            )
+        z_sequence = validate_z_sequence(request.z_sequence, max_frames=settings.max_video_frames)
+        z_sequence = smooth_sequence(
+            z_sequence,
+            temporal_strength=request.temporal_strength,
+            pose_smoothness=request.pose_smoothness,
+        )
+        width, height = check_resolution(request.resolution, gpu)
+        if len(z_sequence) * width * height > GPU_PIXEL_BUDGET[gpu]:
+            raise ResourceExhaustedError(
+                f"{len(z_sequence)} frames at {width}x{height} exceed the {gpu} budget; reduce resolution or frames, split the video, or use X-GPU-Type: a100.",
+                frames=len(z_sequence),
+                resolution=request.resolution,
+                gpu_type=gpu,
+            )
+        if request.format == "mp4" and (width % 2 or height % 2):
+            raise ApiError(
+                422,
+                f"MP4 (H.264, yuv420p) needs an even width and height; got {width}x{height}.",
+                details={"field": "resolution"},
+            )
+        mask_record = self.references.require_processed(request.reference_image_id)
+        etag = etag_for(
+            "video",
+            self.references.sha(request.reference_image_id),
+            {
+                "z": hashlib.sha256(z_sequence.tobytes()).hexdigest(),
+                "resolution": f"{width}x{height}",
+                "format": request.format,
+                "fps": request.fps,
+                "model": request.model,
+                "renderer": settings.renderer,
+            },
+        )
+        return z_sequence, mask_record, etag
+
+    def result_fields(self, request, etag: str) -> dict:
+        return {
+            "reference_image_id": request.reference_image_id,
+            "control_type": request.control_type,
+            "etag": etag,
+            "backend": backend_report(
+                self.state.settings.renderer, request.model, _weights(request)
+            ),
+        }
+
+    def render_video(
+        self, request, z_sequence: np.ndarray, mask_record: dict, etag: str, cache_ttl: int | None
+    ) -> dict:
+        cached = self.state.jobs.cache_get(etag)
+        if cached is None:
+            width, height = parse_resolution(request.resolution)
+            renderer = get_renderer(self.state.settings.renderer)
+            character = processing.load_character(
+                self.store, request.reference_image_id, mask_record
+            )
+            scene = processing.prepare_scene(renderer, character, width, height)
+            with tempfile.TemporaryDirectory() as folder:
+                local = Path(folder) / f"video.{request.format}"
+                with VideoWriter(
+                    local, video_format=request.format, fps=request.fps, width=width, height=height
+                ) as writer:
+                    for z_t in z_sequence:
+                        writer.write(renderer.render(scene, z_t))
+                info = probe_video(local)
+                key = catalog.generated_key(etag, f"video.{request.format}")
+                self.store.put_file(local, key)
+            cached = {
+                **self.result_fields(request, etag),
+                "video_key": key,
+                "format": request.format,
+                "frames": info.frames,
+                "fps": request.fps,
+                "resolution": f"{width}x{height}",
+                "duration_s": info.duration_s,
+                "size_bytes": info.size_bytes,
+                "renderer": renderer.name,
+            }
+            self.state.jobs.cache_put(etag, cached, cache_ttl or DEFAULT_CACHE_TTL)
+        return self.present(cached, request.url_ttl)
+
+    def submit_video(
+        self,
+        request,
+        z_sequence: np.ndarray,
+        etag: str,
+        gpu: str,
+        count: int,
+        key_id: str,
+        cache_ttl: int | None,
+    ) -> Job:
+        jobs = self.state.jobs
+        cached = jobs.cache_get(etag)
+        job_request = {
+            "resolution": request.resolution,
+            "format": request.format,
+            "fps": request.fps,
+            "model": request.model,
+            "control_type": request.control_type,
+            "frames": len(z_sequence),
+            "url_ttl": request.url_ttl,
+            "cache_ttl": cache_ttl or DEFAULT_CACHE_TTL,
+            "result_fields": self.result_fields(request, etag),
+        }
+        job_id = "job_" + secrets.token_hex(8)
+        if cached is None:
+            # The sequence is stored before the job row exists, so the sensor never sees a
+            # job whose input is missing.
+            self.store.write_bytes(
+                catalog.job_sequence_key(job_id), processing.npy_bytes(z_sequence)
+            )
+        job = jobs.create_job(
+            kind="video",
+            reference_image_id=request.reference_image_id,
+            request=job_request,
+            api_key_id=key_id,
+            callback_url=request.callback_url,
+            gpu_type=gpu,
+            instance_count=count,
+            job_id=job_id,
+        )
+        if cached is not None:
+            # An identical render is cached: the job is done without a run.
+            jobs.complete_job(job.id, cached)
+        return jobs.get_job(job.id)
+
+    def job_view(self, job: Job) -> dict:
+        view = {
+            "job_id": job.id,
+            "status": job.status,
+            "progress": job.progress,
+            "message": job.message,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+        }
+        if job.status == "completed" and job.result:
+            view["result"] = self.present(job.result, job.request.get("url_ttl"))
+        if job.status == "failed":
+            view["error"] = job.error
+        return view
+
+
+def _weights(request) -> dict[str, Any]:
+    return {
+        name: getattr(request, name)
+        for name in (
+            "identity_strength",
+            "temporal_strength",
+            "perceptual_weight",
+            "adv_weight",
+            "pose_smoothness",
+        )
+    }
+
+
+def iso_from_unix(seconds: int) -> str:
+    from datetime import UTC, datetime
+
+    return iso(datetime.fromtimestamp(seconds, UTC))
