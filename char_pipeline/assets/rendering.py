@@ -154,7 +154,7 @@ def frames(
     reference_id = context.partition_key
     job_id = job_id_of(context)
     if job_id:
-        jobs.store.start_job(job_id, context.run_id)
+        jobs.store.start_job(job_id, context.run.run_id)
     try:
         width, height = parse_resolution(config.resolution, max_pixels=compute.max_render_pixels)
     except CharPipelineError as exc:

@@ -1,0 +1,69 @@
+import numpy as np
+
+from char_pipeline.engine.controls import Z_DIM, joint_offsets
+from tests.api.conftest import assert_envelope
+
+
+def test_pose_control(api, auth, present_id):
+    body = {
+        "reference_image_id": present_id,
+        "keypoints": [{"x": 0.5, "y": 0.1}, {"x": 0.52, "y": 0.25}],
+    }
+    response = api.post("/v1/control/pose", headers=auth, json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["control_type"] == "pose" and answer["frame_index"] == 0
+    assert len(answer["z_t"]) == Z_DIM
+    assert np.abs(joint_offsets(np.array(answer["z_t"]))).max() > 0
+
+
+def test_bad_keypoints_are_422(api, auth, present_id):
+    cases = [
+        [{"x": 0.5, "y": 0.1}],
+        [{"x": 1.5, "y": 0.1}, {"x": 0.5, "y": 0.2}],
+        [{"x": 0.5, "y": 0.1, "name": "tail"}, {"x": 0.5, "y": 0.2}],
+    ]
+    for keypoints in cases:
+        response = api.post(
+            "/v1/control/pose",
+            headers=auth,
+            json={"reference_image_id": present_id, "keypoints": keypoints},
+        )
+        assert_envelope(response, 422, "UnprocessableEntity")
+    body = '{"reference_image_id": "%s", "keypoints": [{"x": NaN, "y": 0.1}, {"x": 0.5, "y": 0.2}]}'
+    response = api.post("/v1/control/pose", headers=auth, content=body % present_id)
+    assert response.status_code in (400, 422)
+    response = api.post(
+        "/v1/control/pose",
+        headers=auth,
+        json={"reference_image_id": "ref_0000000000000000", "keypoints": cases[1]},
+    )
+    assert_envelope(response, 404, "NotFound")
+
+
+def test_text_control(api, auth, present_id):
+    response = api.post(
+        "/v1/control/text",
+        headers=auth,
+        json={
+            "reference_image_id": present_id,
+            "prompt": "A dancing robot in a city street",
+            "steps": 16,
+        },
+    )
+    answer = response.json()
+    assert response.status_code == 200 and answer["steps"] == 16 and answer["motion"] == "dance"
+    assert np.array(answer["z_sequence"]).shape == (16, Z_DIM)
+
+
+def test_latent_control_is_seeded(api, auth):
+    first = api.post("/v1/control/latent?length=8&seed=42", headers=auth).json()
+    second = api.post("/v1/control/latent?length=8&seed=42", headers=auth).json()
+    other = api.post(
+        "/v1/control/latent?length=8&seed=43&distribution=uniform", headers=auth
+    ).json()
+    assert first["z_sequence"] == second["z_sequence"] != other["z_sequence"]
+    assert first["length"] == 8 and first["distribution"] == "gaussian"
+    assert_envelope(
+        api.post("/v1/control/latent?length=0", headers=auth), 422, "UnprocessableEntity"
+    )

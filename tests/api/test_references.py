@@ -1,0 +1,74 @@
+import base64
+
+import numpy as np
+
+from char_pipeline.engine.images import decode_png
+from tests.api.conftest import assert_envelope, upload
+
+
+def test_upload_and_metadata(api, auth, present_id):
+    body = api.get(f"/v1/reference-image/{present_id}", headers=auth).json()
+    assert body["status"] == "processed"
+    assert (body["width"], body["height"]) == (128, 128)
+    assert body["uploaded_at"].endswith("Z")
+
+
+def test_upload_is_content_addressed(api, auth, image_paths, present_id):
+    assert upload(api, auth, image_paths["present"]) == present_id
+
+
+def test_bad_uploads(api, auth, image_paths):
+    png = image_paths["astronaut"].read_bytes()
+    response = api.post(
+        "/v1/reference-image", headers=auth, files={"image": ("cut.png", png[:5000])}
+    )
+    error = assert_envelope(response, 400, "BadRequest")
+    assert "truncated" in error["message"]
+    response = api.post("/v1/reference-image", headers=auth, files={"image": ("x.txt", b"hello")})
+    assert_envelope(response, 400, "BadRequest")
+    assert_envelope(
+        api.post("/v1/reference-image", headers=auth, data={"name": "no file"}),
+        422,
+        "UnprocessableEntity",
+    )
+
+
+def test_unknown_reference_is_404(api, auth):
+    for path in (
+        "/v1/reference-image/ref_0000000000000000",
+        "/v1/reference-image/ref_0000000000000000/mask",
+        "/v1/reference-image/not-an-id",
+    ):
+        assert_envelope(api.get(path, headers=auth), 404, "NotFound")
+
+
+def test_mask_png_etag_and_base64(api, auth, present_id):
+    response = api.get(f"/v1/reference-image/{present_id}/mask", headers=auth)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    mask = decode_png(response.content)
+    assert mask.shape == (128, 128) and mask.max() == 255
+    etag = response.headers["ETag"]
+    again = api.get(
+        f"/v1/reference-image/{present_id}/mask", headers={**auth, "If-None-Match": etag}
+    )
+    assert again.status_code == 304 and again.content == b""
+    encoded = api.get(f"/v1/reference-image/{present_id}/mask?format=base64", headers=auth).json()
+    assert np.array_equal(decode_png(base64.b64decode(encoded["mask"])), mask)
+    assert_envelope(
+        api.get(f"/v1/reference-image/{present_id}/mask?format=jpeg", headers=auth),
+        422,
+        "UnprocessableEntity",
+    )
+
+
+def test_features(api, auth, present_id, monkeypatch):
+    body = api.get(f"/v1/reference-image/{present_id}/features", headers=auth).json()
+    assert body["model"] == "cnn" and body["feature_dim"] == 1280 == len(body["f_identity"])
+    assert abs(np.linalg.norm(body["f_identity"]) - 1) < 1e-3
+    monkeypatch.delenv("CHAR_VIT_MODEL_PATH", raising=False)
+    error = assert_envelope(
+        api.get(f"/v1/reference-image/{present_id}/features?model=vit", headers=auth),
+        422,
+        "ModelNotInstalled",
+    )
+    assert "not installed" in error["message"]

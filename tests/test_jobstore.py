@@ -1,0 +1,80 @@
+"""The job store on SQLite (default) and on a real PostgreSQL server."""
+
+import secrets
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from char_pipeline.jobstore import JobStore
+from tests.services import POSTGRES_URL, require_service
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def job_store(request, tmp_path):
+    if request.param == "sqlite":
+        yield JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+        return
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = "t_" + secrets.token_hex(4)
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    store = JobStore(POSTGRES_URL + f"?options=-csearch_path%3D{schema}")
+    yield store
+    store.engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def test_keys_jobs_and_cache(job_store):
+    key, plaintext = job_store.create_key("ci", ["generate:write"])
+    assert job_store.verify_key(plaintext).id == key.id
+    assert job_store.verify_key(plaintext + "x") is None
+    with pytest.raises(ValueError):
+        job_store.create_key("bad", ["admin"])
+    job = job_store.create_job(
+        kind="video", reference_image_id="ref_abcd1234", request={"fps": 24}, api_key_id=key.id
+    )
+    assert job.status == "pending" and job.request == {"fps": 24}
+    assert job_store.start_job(job.id, "run-1")
+    assert job_store.update_progress(job.id, 42.0, "Rendered 4/10 frames")
+    assert job_store.complete_job(job.id, {"video_key": "videos/x.mp4"})
+    done = job_store.get_job(job.id)
+    assert (done.status, done.progress, done.result) == (
+        "completed",
+        100.0,
+        {"video_key": "videos/x.mp4"},
+    )
+    assert not job_store.fail_job(job.id, "X", "too late")  # finished jobs stay finished
+    assert [j.id for j in job_store.jobs_after(0)] == [job.id]
+    assert job_store.jobs_after(done.seq) == []
+    job_store.cache_put("etag1", {"a": 1}, ttl_seconds=60)
+    job_store.cache_put("etag1", {"a": 2}, ttl_seconds=60)
+    assert job_store.cache_get("etag1") == {"a": 2}
+    job_store.cache_put("etag2", {"a": 3}, ttl_seconds=-1)
+    assert job_store.cache_get("etag2") is None
+
+
+def test_concurrent_writers(job_store):
+    errors = []
+
+    def create(worker: int) -> None:
+        try:
+            for index in range(10):
+                job_store.create_job(
+                    kind="video",
+                    reference_image_id="ref_abcd1234",
+                    request={"w": worker, "i": index},
+                )
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(job_store.jobs_after(0, limit=1000)) == 40
