@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,13 +152,41 @@ def render_frames(
     scene,
     on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> int:
-    """Render each z_t and store it as a PNG frame; ``on_frame(index, frame, alpha)``."""
-    for index, z_t in enumerate(z_sequence):
-        frame, alpha = renderer.render_layers(scene, z_t)
-        store.write_bytes(catalog.frame_key(reference_id, control, index), encode_png(frame))
-        if on_frame is not None:
-            on_frame(index, frame, alpha)
+    """Render each z_t and store it as a PNG frame; ``on_frame(index, frame, alpha)``.
+
+    PNG encoding and writing run on two worker threads (OpenCV and zlib release the GIL)
+    while the next frame renders; at most a few frames are in flight, so memory stays flat.
+    """
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="png") as pool:
+        pending: deque[Future] = deque()
+        for index, z_t in enumerate(z_sequence):
+            frame, alpha = renderer.render_layers(scene, z_t)
+            key = catalog.frame_key(reference_id, control, index)
+            pending.append(
+                pool.submit(lambda key=key, frame=frame: store.write_bytes(key, encode_png(frame)))
+            )
+            if on_frame is not None:
+                on_frame(index, frame, alpha)
+            while len(pending) > 4:
+                pending.popleft().result()
+        for future in pending:
+            future.result()
     return len(z_sequence)
+
+
+def read_frames(
+    store: ArtifactStore, reference_id: str, control: str, count: int
+) -> Iterator[np.ndarray]:
+    """Stored frames in order, decoded a few ahead on worker threads."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="png") as pool:
+        pending: deque[Future] = deque()
+        for index in range(count):
+            key = catalog.frame_key(reference_id, control, index)
+            pending.append(pool.submit(lambda key=key: decode_png(store.read_bytes(key))[..., :3]))
+            if len(pending) > 4:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def prepare_scene(

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field(
         default="memory://", description="limits storage URI, e.g. redis://127.0.0.1:6379/0."
     )
+    rate_limit: str = Field(
+        default="100/minute", description="Standard per-key rate limit (limits notation)."
+    )
+    rate_limit_burst: str = Field(default="50/10 seconds", description="Burst per-key rate limit.")
     sync_max_frames: int = Field(
         default=48, description="Videos up to this many frames render synchronously."
     )

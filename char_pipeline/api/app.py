@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from char_pipeline.api.deps import AppState
 from char_pipeline.api.errors import install_error_handlers
 from char_pipeline.api.routers import controls, files, generate, jobs, references
 from char_pipeline.settings import Settings, get_settings
+
+
+class RateLimitHeaders:
+    """Adds the X-RateLimit-* headers the auth dependency computed to every response.
+
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs milliseconds a request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state = scope.get("state") or {}
+                extra = state.get("rate_limit_headers") if isinstance(state, dict) else None
+                if extra:
+                    headers = MutableHeaders(scope=message)
+                    for name, value in extra.items():
+                        if name not in headers:
+                            headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,12 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (references.router, controls.router, generate.router, jobs.router, files.router):
         app.include_router(router)
 
-    @app.middleware("http")
-    async def rate_limit_headers(request: Request, call_next):
-        response = await call_next(request)
-        for name, value in getattr(request.state, "rate_limit_headers", {}).items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(RateLimitHeaders)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

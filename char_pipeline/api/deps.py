@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from fastapi import Depends, Request
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -19,9 +19,6 @@ from char_pipeline.jobstore import ApiKey, JobStore, open_job_store
 from char_pipeline.resources.storage import ArtifactStore
 from char_pipeline.settings import Settings
 
-STANDARD_LIMIT = parse("100/minute")
-BURST_LIMIT = parse("50/10 seconds")
-
 
 @dataclass
 class AppState:
@@ -30,6 +27,8 @@ class AppState:
     jobs: JobStore
     limiter: MovingWindowRateLimiter
     signing_key: bytes
+    standard_limit: RateLimitItem
+    burst_limit: RateLimitItem
     # Reference processing runs beside the request threads, one at a time: the models
     # load once and the CPU is not oversubscribed.
     processor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
@@ -42,15 +41,21 @@ class AppState:
             jobs=open_job_store(settings.resolved_job_store_url),
             limiter=MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage)),
             signing_key=settings.signing_key(),
+            standard_limit=parse(settings.rate_limit),
+            burst_limit=parse(settings.rate_limit_burst),
         )
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
     return request.app.state.char
 
 
-def authenticate(request: Request, state: AppState = Depends(app_state)) -> ApiKey:
-    """Bearer API key → the key's record, then the per-key rate limits."""
+async def authenticate(request: Request, state: AppState = Depends(app_state)) -> ApiKey:
+    """Bearer API key → the key's record, then the per-key rate limits.
+
+    Async on purpose: the key lookup is one indexed read (~0.3 ms), cheaper inline than a
+    hop through the thread pool, which dominated small requests.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -68,20 +73,21 @@ def authenticate(request: Request, state: AppState = Depends(app_state)) -> ApiK
 
 def _rate_limit(request: Request, state: AppState, key_id: str) -> None:
     limiter = state.limiter
-    allowed_standard = limiter.hit(STANDARD_LIMIT, "key", key_id)
-    allowed_burst = allowed_standard and limiter.hit(BURST_LIMIT, "key", key_id)
-    standard = limiter.get_window_stats(STANDARD_LIMIT, "key", key_id)
-    burst = limiter.get_window_stats(BURST_LIMIT, "key", key_id)
+    standard_limit, burst_limit = state.standard_limit, state.burst_limit
+    allowed_standard = limiter.hit(standard_limit, "key", key_id)
+    allowed_burst = allowed_standard and limiter.hit(burst_limit, "key", key_id)
+    standard = limiter.get_window_stats(standard_limit, "key", key_id)
+    burst = limiter.get_window_stats(burst_limit, "key", key_id)
     binding = burst if burst.remaining < standard.remaining else standard
     headers = {
-        "X-RateLimit-Limit": str(STANDARD_LIMIT.amount),
+        "X-RateLimit-Limit": str(standard_limit.amount),
         "X-RateLimit-Remaining": str(max(0, min(standard.remaining, burst.remaining))),
         "X-RateLimit-Reset": str(math.ceil(binding.reset_time)),
     }
     request.state.rate_limit_headers = headers
     if not (allowed_standard and allowed_burst):
         exceeded = standard if not allowed_standard else burst
-        limit = STANDARD_LIMIT if not allowed_standard else BURST_LIMIT
+        limit = standard_limit if not allowed_standard else burst_limit
         retry_after = max(1, math.ceil(exceeded.reset_time - time.time()))
         raise ApiError(
             429,
@@ -92,7 +98,7 @@ def _rate_limit(request: Request, state: AppState, key_id: str) -> None:
 
 
 def require_scope(scope: str) -> Callable[..., ApiKey]:
-    def dependency(key: ApiKey = Depends(authenticate)) -> ApiKey:
+    async def dependency(key: ApiKey = Depends(authenticate)) -> ApiKey:
         if scope not in key.scopes:
             raise ApiError(
                 403,

@@ -7,7 +7,9 @@ import hashlib
 import json
 import secrets
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,37 @@ def etag_for(kind: str, reference_sha: str, fields: dict[str, Any]) -> str:
         {"kind": kind, "reference": reference_sha, **fields}, sort_keys=True, separators=(",", ":")
     )
     return "g" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+class SceneCache:
+    """Prepared scenes per (reference, size, renderer), kept in memory for warm requests.
+
+    Preparing a scene (cut-out placed in the frame, background plate) costs more than
+    rendering a frame from it; scenes are read-only afterwards, so threads share them.
+    """
+
+    def __init__(self, capacity: int = 16) -> None:
+        self.capacity = capacity
+        self._scenes: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, state: AppState, reference_id: str, mask_record: dict, width: int, height: int):
+        key = (reference_id, mask_record["mask_key"], width, height, state.settings.renderer)
+        with self._lock:
+            if key in self._scenes:
+                self._scenes.move_to_end(key)
+                return self._scenes[key]
+        renderer = get_renderer(state.settings.renderer)
+        character = processing.load_character(state.store, reference_id, mask_record)
+        scene = (renderer, processing.prepare_scene(renderer, character, width, height))
+        with self._lock:
+            self._scenes[key] = scene
+            while len(self._scenes) > self.capacity:
+                self._scenes.popitem(last=False)
+        return scene
+
+
+SCENES = SceneCache()
 
 
 class References:
@@ -260,11 +293,9 @@ class Renders:
         cached = self.state.jobs.cache_get(etag)
         if cached is None:
             width, height = parse_resolution(request.resolution)
-            renderer = get_renderer(self.state.settings.renderer)
-            character = processing.load_character(
-                self.store, request.reference_image_id, mask_record
+            renderer, scene = SCENES.get(
+                self.state, request.reference_image_id, mask_record, width, height
             )
-            scene = processing.prepare_scene(renderer, character, width, height)
             frame, alpha = renderer.render_layers(scene, validate_z(request.z_t))
             cached = {
                 "reference_image_id": request.reference_image_id,
@@ -345,11 +376,9 @@ class Renders:
         cached = self.state.jobs.cache_get(etag)
         if cached is None:
             width, height = parse_resolution(request.resolution)
-            renderer = get_renderer(self.state.settings.renderer)
-            character = processing.load_character(
-                self.store, request.reference_image_id, mask_record
+            renderer, scene = SCENES.get(
+                self.state, request.reference_image_id, mask_record, width, height
             )
-            scene = processing.prepare_scene(renderer, character, width, height)
             with tempfile.TemporaryDirectory() as folder:
                 local = Path(folder) / f"video.{request.format}"
                 with VideoWriter(

@@ -26,7 +26,6 @@ from char_pipeline.engine.controls import (
 from char_pipeline.engine.encode import VideoWriter, probe_video
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.identity import cosine_similarity, extract_identity
-from char_pipeline.engine.images import decode_png
 from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequence, text_sequence
 from char_pipeline.engine.render import parse_resolution
 from char_pipeline.resources.compute import ComputeResource
@@ -266,9 +265,10 @@ def video(
                     with VideoWriter(
                         local, video_format=video_format, fps=config.fps, width=width, height=height
                     ) as writer:
-                        for index in range(rendered["frames"]):
-                            frame = store.read_bytes(catalog.frame_key(reference_id, name, index))
-                            writer.write(decode_png(frame)[..., :3])
+                        for frame in processing.read_frames(
+                            store, reference_id, name, rendered["frames"]
+                        ):
+                            writer.write(frame)
                 except CharPipelineError as exc:
                     raise engine_failure(exc, f"Encoding {name}.{video_format} failed") from exc
                 encode_s = time.perf_counter() - started

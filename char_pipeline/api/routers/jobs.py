@@ -10,7 +10,7 @@ GENERATE = require_scope("generate:write")
 
 
 @router.get("/{job_id}", summary="Get Job Status")
-def get_job(
+async def get_job(
     job_id: str,
     key: ApiKey = Depends(GENERATE),
     state: AppState = Depends(app_state),

@@ -1,0 +1,252 @@
+"""API benchmarks against a real `char-pipeline serve` (API + Dagster webserver + daemon).
+
+Run: .venv/bin/python bench/api.py [--frames 40] [--jobs 5]
+Targets (2 cores, warm): POST /v1/generate/frame 720x720 p50 ≤ 150 ms, p95 ≤ 300 ms;
+GET /v1/jobs/{id} ≥ 300 requests/s; async 48-frame 720x720 video POST → completed p50 ≤ 12 s.
+Rate limits are raised for the run (CHAR_RATE_LIMIT*) so they do not cap the measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import skimage
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frames", type=int, default=40, help="timed frame requests")
+    parser.add_argument("--jobs", type=int, default=5, help="timed async video jobs")
+    parser.add_argument(
+        "--poll-seconds", type=float, default=5.0, help="duration of the GET /v1/jobs load"
+    )
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--skip-jobs", action="store_true", help="only frames and job polling")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="char_bench_"))
+    api_port, dagster_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "CHAR_PIPELINE_HOME": str(home),
+        "CHAR_RATE_LIMIT": "1000000/minute",
+        "CHAR_RATE_LIMIT_BURST": "1000000/second",
+        "CHAR_SENSOR_INTERVAL_SECONDS": "1",
+    }
+    env.pop("DAGSTER_HOME", None)
+    key = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "char_pipeline.cli",
+                "keys",
+                "create",
+                "--name",
+                "bench",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["api_key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "char_pipeline.cli",
+            "serve",
+            "--api-port",
+            str(api_port),
+            "--dagster-port",
+            str(dagster_port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{api_port}"
+    try:
+        client = httpx.Client(base_url=base, timeout=120, headers=headers)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if client.get("/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("server did not start")
+            time.sleep(0.5)
+        image = Path(skimage.__file__).parent / "data" / "astronaut.png"
+        with image.open("rb") as handle:
+            reference_id = client.post(
+                "/v1/reference-image", files={"image": (image.name, handle)}
+            ).json()["reference_image_id"]
+        vectors = [
+            client.post(f"/v1/control/latent?length=1&seed={seed}").json()["z_sequence"][0]
+            for seed in range(args.frames + 5)
+        ]
+
+        # 1. Sync frames, each a different z so the cache never answers.
+        latencies = []
+        for index, z_t in enumerate(vectors):
+            started = time.perf_counter()
+            response = client.post(
+                "/v1/generate/frame",
+                json={
+                    "reference_image_id": reference_id,
+                    "control_type": "latent",
+                    "z_t": z_t,
+                    "resolution": "720x720",
+                },
+            )
+            elapsed = time.perf_counter() - started
+            assert response.status_code == 200, response.text
+            if index >= 5:
+                latencies.append(elapsed * 1000)
+        print(
+            f"POST /v1/generate/frame 720x720 ({len(latencies)} requests, warm): p50 {statistics.median(latencies):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms, max {max(latencies):.0f} ms"
+        )
+
+        # 2. Async videos through Dagster, with a timeline per job.
+        timelines = []
+        for seed in range(0 if args.skip_jobs else args.jobs):
+            z_sequence = client.post(f"/v1/control/latent?length=48&seed={1000 + seed}").json()[
+                "z_sequence"
+            ]
+            posted = time.perf_counter()
+            accepted = client.post(
+                "/v1/generate/video",
+                json={
+                    "reference_image_id": reference_id,
+                    "control_type": "latent",
+                    "z_sequence": z_sequence,
+                    "resolution": "720x720",
+                    "fps": 24,
+                    "async": True,
+                },
+            )
+            assert accepted.status_code == 202, accepted.text
+            marks: dict[str, float] = {}
+            while True:
+                job = client.get(accepted.headers["Location"]).json()
+                now = time.perf_counter() - posted
+                if job["status"] == "processing":
+                    marks.setdefault("run_started", now)
+                if job["progress"] > 0:
+                    marks.setdefault("first_frame", now)
+                if job["message"] and job["message"].startswith("Encoding"):
+                    marks.setdefault("encoding", now)
+                if job["status"] in ("completed", "failed"):
+                    marks["done"] = now
+                    assert job["status"] == "completed", job
+                    break
+                time.sleep(0.05)
+            timelines.append(marks)
+            print("  job", seed, {k: round(v, 2) for k, v in marks.items()})
+        done = [t["done"] for t in timelines]
+        if not done:
+            accepted = client.post(
+                "/v1/generate/video",
+                json={
+                    "reference_image_id": reference_id,
+                    "control_type": "latent",
+                    "z_sequence": vectors[:2],
+                    "resolution": "64x64",
+                    "async": True,
+                },
+            )
+        else:
+            print(
+                f"async 48-frame 720x720 video, POST → completed ({len(done)} jobs): p50 {statistics.median(done):.2f} s, max {max(done):.2f} s; "
+                f"medians — sensor wait + run launch {statistics.median(t['run_started'] for t in timelines):.2f} s, "
+                f"first frame at {statistics.median(t.get('first_frame', t['done']) for t in timelines):.2f} s, "
+                f"encode start {statistics.median(t.get('encoding', t['done']) for t in timelines):.2f} s"
+            )
+
+        # 3. GET /v1/jobs/{id} throughput: wrk when installed (Debian package), else threads.
+        job_path = accepted.headers["Location"]
+        wrk = shutil.which("wrk")
+        if wrk:
+            output = subprocess.run(
+                [
+                    wrk,
+                    "-t2",
+                    "-c16",
+                    f"-d{int(args.poll_seconds)}s",
+                    "-H",
+                    f"Authorization: Bearer {key}",
+                    f"{base}{job_path}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            rate = float(
+                next(
+                    line.split()[1]
+                    for line in output.splitlines()
+                    if line.startswith("Requests/sec")
+                )
+            )
+            errors = [
+                line for line in output.splitlines() if "Non-2xx" in line or "Socket errors" in line
+            ]
+            print(
+                f"GET /v1/jobs/{{id}}: {rate:.0f} requests/s (wrk, 2 threads, 16 connections, 1 API worker) {' '.join(errors)}"
+            )
+        else:
+            counts = [0] * args.threads
+            stop_at = time.perf_counter() + args.poll_seconds
+
+            def poll(slot: int) -> None:
+                with httpx.Client(base_url=base, headers=headers, timeout=30) as own:
+                    while time.perf_counter() < stop_at:
+                        assert own.get(job_path).status_code == 200
+                        counts[slot] += 1
+
+            threads = [threading.Thread(target=poll, args=(i,)) for i in range(args.threads)]
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            rate = sum(counts) / (time.perf_counter() - started)
+            print(
+                f"GET /v1/jobs/{{id}}: {rate:.0f} requests/s ({args.threads} Python client threads on the same cores, 1 API worker)"
+            )
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
