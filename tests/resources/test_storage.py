@@ -60,3 +60,18 @@ def test_s3_store_round_trip(s3_store, tmp_path):
     s3_store.put_file(source, "videos/ref_x/text.mp4")
     with s3_store.local_copy("videos/ref_x/text.mp4") as path:
         assert path.read_bytes() == b"\x01" * 2048
+
+
+def test_s3_links_are_presigned_and_expire(s3_store):
+    import time
+
+    import httpx
+
+    from char_pipeline.api.signing import signed_url
+
+    s3_store.write_bytes("videos/ref_x/clip.mp4", b"\x00\x01video")
+    url = signed_url(
+        s3_store, b"unused", "http://127.0.0.1:1", "videos/ref_x/clip.mp4", int(time.time()) + 60
+    )
+    assert "Signature=" in url and "Expires=" in url and url.startswith(s3_store.s3_endpoint_url)
+    assert httpx.get(url, timeout=10).content == b"\x00\x01video"
