@@ -162,10 +162,28 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         if args.json:
-            print(json.dumps({**key.to_json(), "api_key": plaintext}))
+            print(
+                json.dumps(
+                    {**key.to_json(), "api_key": plaintext, "webhook_secret": key.webhook_secret}
+                )
+            )
         else:
             print(f"Created {key.id} ({key.name}) with scopes {', '.join(key.scopes)}.")
             print(f"API key (shown once, store it now): {plaintext}")
+            print(f"Webhook signing secret (Standard Webhooks): {key.webhook_secret}")
+        return 0
+    if args.keys_command == "rotate-webhook-secret":
+        secret = store.rotate_webhook_secret(args.key_id)
+        if secret is None:
+            print(f"error: no key {args.key_id}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps({"id": args.key_id, "webhook_secret": secret}))
+        else:
+            print(f"New webhook signing secret for {args.key_id}: {secret}")
+            print(
+                "Callbacks are signed with both the new and the previous secret until the next rotation."
+            )
         return 0
     if args.keys_command == "list":
         keys = store.list_keys()
@@ -223,7 +241,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ],
         "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
     }
-    env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home), "CHAR_API_PORT": str(api_port)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(settings.dagster_home),
+        "CHAR_API_PORT": str(api_port),
+        # Run-status sensors handle 5 runs per tick by default; a burst of finishing jobs
+        # needs more (issue 5: 200 jobs in a minute, all called back within two).
+        "DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT": os.environ.get(
+            "DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT", "200"
+        ),
+        "DAGSTER_RUN_STATUS_SENSOR_FETCH_LIMIT": os.environ.get(
+            "DAGSTER_RUN_STATUS_SENSOR_FETCH_LIMIT", "400"
+        ),
+    }
     processes = {
         name: subprocess.Popen(command, cwd=CHECKOUT_ROOT, env=env)
         for name, command in commands.items()
@@ -301,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--json", action="store_true")
     revoke = key_commands.add_parser("revoke")
     revoke.add_argument("key_id")
+    rotate = key_commands.add_parser(
+        "rotate-webhook-secret",
+        help="new signing secret; the old one stays valid until the next rotation",
+    )
+    rotate.add_argument("key_id")
+    rotate.add_argument("--json", action="store_true")
     keys.set_defaults(handler=cmd_keys)
     args = parser.parse_args(argv)
     return args.handler(args)

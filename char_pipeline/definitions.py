@@ -8,8 +8,13 @@ from char_pipeline.assets.rendering import control_sequences, frames, video
 from char_pipeline.resources.compute import ComputeResource
 from char_pipeline.resources.jobs import JobStoreResource
 from char_pipeline.resources.storage import ArtifactStore, JsonRecordIOManager
-from char_pipeline.sensors.jobs import job_failure_sensor, job_submission_sensor
+from char_pipeline.sensors.jobs import (
+    job_failure_sensor,
+    job_reconciler_sensor,
+    job_submission_sensor,
+)
 from char_pipeline.sensors.references import reference_upload_sensor
+from char_pipeline.sensors.webhooks import webhook_delivery_sensor
 from char_pipeline.settings import Settings, get_settings
 
 
@@ -38,7 +43,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         jobs=[render_job, reference_job, render_request_job],
-        sensors=[reference_upload_sensor, job_submission_sensor, job_failure_sensor],
+        sensors=[
+            reference_upload_sensor,
+            job_submission_sensor,
+            job_failure_sensor,
+            job_reconciler_sensor,
+            webhook_delivery_sensor,
+        ],
         resources=build_resources(settings),
     )
 

@@ -6,11 +6,12 @@ workers and Dagster runs can share it) or any SQLAlchemy URL (PostgreSQL) by set
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ api_keys = sa.Table(
     sa.Column("scopes", sa.String(200), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    # Webhook signing secrets (Standard Webhooks 'whsec_…'); the previous one stays valid
+    # while receivers rotate.
+    sa.Column("webhook_secret", sa.String(80), nullable=True),
+    sa.Column("webhook_secret_previous", sa.String(80), nullable=True),
 )
 
 jobs = sa.Table(
@@ -49,8 +54,61 @@ jobs = sa.Table(
     sa.Column("gpu_type", sa.String(10), nullable=False, default="v100"),
     sa.Column("instance_count", sa.Integer, nullable=False, default=1),
     sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The outbox: one row per callback, written in the same transaction as the job's final
+# status, so a crash can delay a webhook but never lose it.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("webhook_id", sa.String(60), nullable=False, unique=True),
+    sa.Column("job_id", sa.String(40), nullable=False, index=True),
+    sa.Column("api_key_id", sa.String(40), nullable=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # pending, delivered, failed, disabled
+    sa.Column("attempt_count", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True, index=True),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.Integer, nullable=False, index=True),
+    sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+)
+
+# Endpoints that answered 410 Gone: no more callbacks to them for that key.
+disabled_endpoints = sa.Table(
+    "disabled_endpoints",
+    metadata,
+    sa.Column("api_key_id", sa.String(40), primary_key=True),
+    sa.Column("url", sa.String(2000), primary_key=True),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+idempotency = sa.Table(
+    "idempotency",
+    metadata,
+    sa.Column("api_key_id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # in_progress, done
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("response", sa.Text, nullable=True),
+    sa.Column("headers", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 response_cache = sa.Table(
@@ -78,6 +136,10 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
 def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
@@ -90,9 +152,12 @@ class ApiKey:
     scopes: tuple[str, ...]
     created_at: str
     revoked_at: str | None
+    webhook_secret: str | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "scopes": list(self.scopes)}
+        """The key's public record; the webhook secret is shown only where it is created."""
+        data = {k: v for k, v in self.__dict__.items() if k != "webhook_secret"}
+        return {**data, "scopes": list(self.scopes)}
 
 
 @dataclass(frozen=True)
@@ -114,6 +179,7 @@ class Job:
     created_at: str
     updated_at: str
     seq: int
+    attempts: int = 1
 
 
 def _enable_sqlite_wal(dbapi_connection, _record) -> None:
@@ -138,6 +204,24 @@ class JobStore:
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Add nullable columns that newer versions introduced to tables made by older ones."""
+        inspector = sa.inspect(self.engine)
+        for table in metadata.sorted_tables:
+            existing = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in existing:
+                    continue
+                kind = column.type.compile(dialect=self.engine.dialect)
+                default = " DEFAULT 1" if column.name == "attempts" else ""
+                with self.engine.begin() as connection:
+                    connection.execute(
+                        sa.text(
+                            f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}"
+                        )
+                    )
 
     # -- API keys ---------------------------------------------------------------------
 
@@ -158,6 +242,8 @@ class JobStore:
             "scopes": ",".join(sorted(set(scopes))),
             "created_at": now(),
             "revoked_at": None,
+            "webhook_secret": new_webhook_secret(),
+            "webhook_secret_previous": None,
         }
         with self.engine.begin() as connection:
             connection.execute(api_keys.insert().values(**row))
@@ -173,6 +259,7 @@ class JobStore:
             scopes=tuple(s for s in row["scopes"].split(",") if s),
             created_at=iso(row["created_at"]),
             revoked_at=iso(row["revoked_at"]),
+            webhook_secret=row.get("webhook_secret"),
         )
 
     def verify_key(self, plaintext: str) -> ApiKey | None:
@@ -183,6 +270,31 @@ class JobStore:
         if row is None or row.revoked_at is not None:
             return None
         return self._key(row)
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).first()
+        return None if row is None else self._key(row)
+
+    def rotate_webhook_secret(self, key_id: str) -> str | None:
+        """A new signing secret; the old one keeps signing too until the next rotation."""
+        secret = new_webhook_secret()
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                api_keys.update()
+                .where(api_keys.c.id == key_id)
+                .values(webhook_secret_previous=api_keys.c.webhook_secret, webhook_secret=secret)
+            )
+        return secret if result.rowcount == 1 else None
+
+    def webhook_secrets(self, key_id: str) -> list[str]:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(api_keys.c.webhook_secret, api_keys.c.webhook_secret_previous).where(
+                    api_keys.c.id == key_id
+                )
+            ).first()
+        return [secret for secret in (row or ()) if secret]
 
     def list_keys(self) -> list[ApiKey]:
         with self.engine.connect() as connection:
@@ -225,6 +337,7 @@ class JobStore:
             "callback_url": callback_url,
             "gpu_type": gpu_type,
             "instance_count": instance_count,
+            "attempts": 1,
             "created_at": moment,
             "updated_at": moment,
         }
@@ -255,6 +368,7 @@ class JobStore:
             created_at=iso(m["created_at"]),
             updated_at=iso(m["updated_at"]),
             seq=int(m["seq"]),
+            attempts=int(m["attempts"] or 1),
         )
 
     def get_job(self, job_id: str) -> Job | None:
@@ -287,18 +401,277 @@ class JobStore:
             job_id, status="processing", progress=round(float(progress), 1), message=message
         )
 
-    def complete_job(self, job_id: str, result: dict) -> bool:
-        return self._update(
-            job_id,
-            status="completed",
-            progress=100.0,
-            message="Completed",
-            result=json.dumps(result),
-        )
+    def complete_job(self, job_id: str, result: dict, callback_payload: dict | None = None) -> bool:
+        """Mark the job completed and, in the same transaction, queue its callback."""
+        values = {
+            "status": "completed",
+            "progress": 100.0,
+            "message": "Completed",
+            "result": json.dumps(result),
+        }
+        return self._finish(job_id, values, callback_payload)
 
     def fail_job(self, job_id: str, code: str, message: str, details: dict | None = None) -> bool:
+        """Mark the job failed with an error object and, in the same transaction, queue its callback."""
         error = {"code": code, "message": message, "details": details or {}}
-        return self._update(job_id, status="failed", message=message[:500], error=json.dumps(error))
+        values = {"status": "failed", "message": message[:500], "error": json.dumps(error)}
+        return self._finish(job_id, values, {"job_id": job_id, "status": "failed", "error": error})
+
+    def _finish(self, job_id: str, values: dict, callback_payload: dict | None) -> bool:
+        moment = now()
+        with self.engine.begin() as connection:
+            updated = connection.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.status.in_(("pending", "processing")))
+                .values(updated_at=moment, **values)
+            )
+            if updated.rowcount != 1:
+                return False
+            job = connection.execute(
+                sa.select(jobs.c.callback_url, jobs.c.api_key_id).where(jobs.c.id == job_id)
+            ).first()
+            if job.callback_url and callback_payload is not None:
+                disabled = connection.execute(
+                    sa.select(disabled_endpoints.c.url).where(
+                        disabled_endpoints.c.api_key_id == (job.api_key_id or ""),
+                        disabled_endpoints.c.url == job.callback_url,
+                    )
+                ).first()
+                connection.execute(
+                    deliveries.insert().values(
+                        webhook_id="msg_" + secrets.token_hex(12),
+                        job_id=job_id,
+                        api_key_id=job.api_key_id,
+                        url=job.callback_url,
+                        payload=json.dumps(callback_payload, separators=(",", ":")),
+                        status="disabled" if disabled else "pending",
+                        attempt_count=0,
+                        next_attempt_at=None if disabled else moment,
+                        created_at=moment,
+                        updated_at=moment,
+                    )
+                )
+        return True
+
+    def open_jobs(self, older_than_seconds: float, limit: int = 200) -> list[Job]:
+        """Pending or processing jobs not updated for a while: the reconciler's worklist."""
+        cutoff = now() - timedelta(seconds=older_than_seconds)
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(jobs)
+                .where(jobs.c.status.in_(("pending", "processing")), jobs.c.updated_at < cutoff)
+                .order_by(jobs.c.seq)
+                .limit(limit)
+            ).all()
+        return [self._job(row) for row in rows]
+
+    def retry_job(self, job_id: str, attempt: int) -> bool:
+        return self._update(
+            job_id,
+            status="pending",
+            progress=0.0,
+            run_id=None,
+            attempts=attempt,
+            message=f"Retrying (attempt {attempt})",
+        )
+
+    # -- webhook deliveries -----------------------------------------------------------
+
+    def claim_due_deliveries(self, limit: int, lease_seconds: float = 60.0) -> list[dict]:
+        """Take up to ``limit`` due deliveries under a lease, so two senders never race."""
+        moment = now()
+        claimed = []
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                sa.select(deliveries)
+                .where(
+                    deliveries.c.status == "pending",
+                    deliveries.c.next_attempt_at <= moment,
+                    sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < moment),
+                )
+                .order_by(deliveries.c.next_attempt_at)
+                .limit(limit)
+            ).all()
+            for row in rows:
+                taken = connection.execute(
+                    deliveries.update()
+                    .where(
+                        deliveries.c.id == row.id,
+                        sa.or_(
+                            deliveries.c.lease_until.is_(None), deliveries.c.lease_until < moment
+                        ),
+                    )
+                    .values(lease_until=moment + timedelta(seconds=lease_seconds))
+                )
+                if taken.rowcount == 1:
+                    claimed.append(dict(row._mapping))
+        return claimed
+
+    def record_attempt(
+        self,
+        delivery_id: int,
+        *,
+        status_code: int | None,
+        error: str | None,
+        duration_ms: int,
+        outcome: str,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        """Log one attempt; ``outcome`` is delivered, retry, failed or disabled."""
+        moment = now()
+        status = "pending" if outcome == "retry" else outcome
+        with self.engine.begin() as connection:
+            connection.execute(
+                delivery_attempts.insert().values(
+                    delivery_id=delivery_id,
+                    attempted_at=moment,
+                    status_code=status_code,
+                    error=(error or "")[:500] or None,
+                    duration_ms=duration_ms,
+                )
+            )
+            connection.execute(
+                deliveries.update()
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    status=status,
+                    attempt_count=deliveries.c.attempt_count + 1,
+                    next_attempt_at=next_attempt_at if outcome == "retry" else None,
+                    lease_until=None,
+                    updated_at=moment,
+                )
+            )
+
+    def disable_endpoint(self, api_key_id: str | None, url: str) -> None:
+        with self.engine.begin() as connection:
+            exists = connection.execute(
+                sa.select(disabled_endpoints.c.url).where(
+                    disabled_endpoints.c.api_key_id == (api_key_id or ""),
+                    disabled_endpoints.c.url == url,
+                )
+            ).first()
+            if not exists:
+                connection.execute(
+                    disabled_endpoints.insert().values(
+                        api_key_id=api_key_id or "", url=url, disabled_at=now()
+                    )
+                )
+
+    def deliveries_for_job(self, job_id: str) -> list[dict]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(deliveries).where(deliveries.c.job_id == job_id).order_by(deliveries.c.id)
+            ).all()
+            views = []
+            for row in rows:
+                attempts = connection.execute(
+                    sa.select(delivery_attempts)
+                    .where(delivery_attempts.c.delivery_id == row.id)
+                    .order_by(delivery_attempts.c.id)
+                ).all()
+                views.append(
+                    {
+                        "webhook_id": row.webhook_id,
+                        "url": row.url,
+                        "status": row.status,
+                        "next_attempt_at": iso(row.next_attempt_at)
+                        if row.status == "pending"
+                        else None,
+                        "attempts": [
+                            {
+                                "at": iso(a.attempted_at),
+                                "status_code": a.status_code,
+                                "error": a.error,
+                                "duration_ms": a.duration_ms,
+                            }
+                            for a in attempts
+                        ],
+                    }
+                )
+        return views
+
+    def delivery_counts(self) -> dict[str, int]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status)
+            ).all()
+        return {status: int(count) for status, count in rows}
+
+    # -- idempotency ------------------------------------------------------------------
+
+    def idempotency_begin(
+        self, api_key_id: str, key: str, request_hash: str, ttl_seconds: int = 24 * 3600
+    ) -> dict | None:
+        """Claim an Idempotency-Key. None: go ahead; else the stored row (state/response)."""
+        moment = now()
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                sa.select(idempotency).where(
+                    idempotency.c.api_key_id == api_key_id, idempotency.c.key == key
+                )
+            ).first()
+            if row is not None:
+                created = (
+                    row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+                )
+                if created > moment - timedelta(seconds=ttl_seconds):
+                    return dict(row._mapping)
+                connection.execute(
+                    idempotency.delete().where(
+                        idempotency.c.api_key_id == api_key_id, idempotency.c.key == key
+                    )
+                )
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    idempotency.insert().values(
+                        api_key_id=api_key_id,
+                        key=key,
+                        request_hash=request_hash,
+                        state="in_progress",
+                        created_at=moment,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            # Another request with the same key got there first.
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    sa.select(idempotency).where(
+                        idempotency.c.api_key_id == api_key_id, idempotency.c.key == key
+                    )
+                ).first()
+            return (
+                dict(row._mapping)
+                if row is not None
+                else {"state": "in_progress", "request_hash": request_hash}
+            )
+        return None
+
+    def idempotency_finish(
+        self, api_key_id: str, key: str, status_code: int, response: str, headers: dict
+    ) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                idempotency.update()
+                .where(idempotency.c.api_key_id == api_key_id, idempotency.c.key == key)
+                .values(
+                    state="done",
+                    status_code=status_code,
+                    response=response,
+                    headers=json.dumps(headers),
+                )
+            )
+
+    def idempotency_abandon(self, api_key_id: str, key: str) -> None:
+        """Forget a claim whose request failed, so the client's retry runs again."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                idempotency.delete().where(
+                    idempotency.c.api_key_id == api_key_id,
+                    idempotency.c.key == key,
+                    idempotency.c.state == "in_progress",
+                )
+            )
 
     # -- response cache ---------------------------------------------------------------
 

@@ -28,6 +28,12 @@ run_coordinator:
 sensors:
   use_threads: true
   num_workers: 4
+run_monitoring:
+  # Runs whose worker process died (killed, machine restarted) are marked failed, so the
+  # job failure sensor can retry them.
+  enabled: true
+  start_timeout_seconds: 120
+  poll_interval_seconds: 10
 """
 
 

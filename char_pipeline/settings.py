@@ -56,6 +56,20 @@ class Settings(BaseSettings):
         default=48, description="Videos up to this many frames render synchronously."
     )
     max_video_frames: int = Field(default=3000, description="Longest video accepted.")
+    outbound_allow: str = Field(
+        default="",
+        description="Hosts or CIDRs callbacks may reach despite being private (comma-separated).",
+    )
+    webhook_retry_schedule: str = Field(
+        default="5,30,120,600,1800,3600,7200,14400,28800",
+        description="Seconds between webhook retries.",
+    )
+    job_max_attempts: int = Field(
+        default=3, description="Runs per job before it is failed (infrastructure errors)."
+    )
+    job_stale_seconds: int = Field(
+        default=120, description="Open jobs untouched this long are reconciled."
+    )
     sensor_interval_seconds: int = Field(
         default=2, description="How often job sensors look for work."
     )

@@ -18,20 +18,20 @@ import numpy as np
 from char_pipeline import catalog, processing
 from char_pipeline.api.deps import AppState
 from char_pipeline.api.errors import ApiError
-from char_pipeline.api.signing import signed_url
 from char_pipeline.engine.controls import smooth_sequence, validate_z, validate_z_sequence
 from char_pipeline.engine.encode import VideoWriter, probe_video
 from char_pipeline.engine.errors import CharPipelineError, ResourceExhaustedError
 from char_pipeline.engine.images import encode_png, load_reference_image
 from char_pipeline.engine.render import get_renderer, parse_resolution
-from char_pipeline.jobstore import Job, iso
+from char_pipeline.jobstore import Job
+from char_pipeline.links import completion_payload, present_result
+from char_pipeline.webhooks import OutboundUrlError, check_outbound_url, parse_allowlist
 
 # Largest frame per compute type (the seed's FAQ Q6): 1080p on shared GPUs, 4K on a100.
 GPU_MAX_PIXELS = {"v100": 1920 * 1080, "t4": 1920 * 1080, "a100": 3840 * 2160}
 GPU_MAX_SIDE = {"v100": 1920, "t4": 1920, "a100": 3840}
 # Frames × pixels a single job may render (the seed's FAQ Q7: too many high-res frames).
 GPU_PIXEL_BUDGET = {"v100": 3000 * 1280 * 720, "t4": 3000 * 1280 * 720, "a100": 3000 * 1920 * 1080}
-DEFAULT_URL_TTL = 7 * 24 * 3600
 DEFAULT_CACHE_TTL = 24 * 3600
 PROCESSING_WAIT_SECONDS = 60.0
 
@@ -254,21 +254,15 @@ class Renders:
         self.store = state.store
         self.references = References(state)
 
-    def sign(self, key: str, ttl: int | None) -> tuple[str, str]:
-        expires = int(time.time()) + int(ttl or DEFAULT_URL_TTL)
-        url = signed_url(
-            self.store, self.state.signing_key, self.state.settings.base_url, key, expires
-        )
-        return url, iso_from_unix(expires)
-
     def present(self, result: dict, url_ttl: int | None) -> dict:
         """Turn a stored result (artifact keys) into a response (fresh signed URLs)."""
-        response = {k: v for k, v in result.items() if not k.endswith("_key")}
-        for field in ("image", "video", "mask"):
-            key = result.get(f"{field}_key")
-            if key:
-                response[f"{field}_url"], response["expires_at"] = self.sign(key, url_ttl)
-        return response
+        return present_result(
+            result,
+            store=self.store,
+            secret=self.state.signing_key,
+            base_url=self.state.settings.base_url,
+            url_ttl=url_ttl,
+        )
 
     def frame(self, request, gpu: str) -> tuple[dict, str]:
         z_t = validate_z(request.z_t)
@@ -445,7 +439,15 @@ class Renders:
         )
         if cached is not None:
             # An identical render is cached: the job is done without a run.
-            jobs.complete_job(job.id, cached)
+            payload = completion_payload(
+                job.id,
+                cached,
+                store=self.store,
+                secret=self.state.signing_key,
+                base_url=self.state.settings.base_url,
+                url_ttl=request.url_ttl,
+            )
+            jobs.complete_job(job.id, cached, payload)
         return jobs.get_job(job.id)
 
     def job_view(self, job: Job) -> dict:
@@ -461,7 +463,22 @@ class Renders:
             view["result"] = self.present(job.result, job.request.get("url_ttl"))
         if job.status == "failed":
             view["error"] = job.error
+        if job.callback_url:
+            view["callback_url"] = job.callback_url
+            view["deliveries"] = self.state.jobs.deliveries_for_job(job.id)
+        if job.attempts > 1:
+            view["attempts"] = job.attempts
         return view
+
+    def check_callback(self, callback_url: str | None) -> None:
+        if callback_url is None:
+            return
+        try:
+            check_outbound_url(callback_url, parse_allowlist(self.state.settings.outbound_allow))
+        except OutboundUrlError as exc:
+            raise ApiError(
+                422, exc.message, details={"field": "callback_url", **exc.details}
+            ) from exc
 
 
 def _weights(request) -> dict[str, Any]:
@@ -475,9 +492,3 @@ def _weights(request) -> dict[str, Any]:
             "pose_smoothness",
         )
     }
-
-
-def iso_from_unix(seconds: int) -> str:
-    from datetime import UTC, datetime
-
-    return iso(datetime.fromtimestamp(seconds, UTC))

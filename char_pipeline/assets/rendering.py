@@ -265,10 +265,21 @@ def video(
                     with VideoWriter(
                         local, video_format=video_format, fps=config.fps, width=width, height=height
                     ) as writer:
-                        for frame in processing.read_frames(
+                        last_report = time.monotonic()
+                        frames_in = processing.read_frames(
                             store, reference_id, name, rendered["frames"]
-                        ):
+                        )
+                        for index, frame in enumerate(frames_in):
                             writer.write(frame)
+                            if job_id and time.monotonic() - last_report > 2.0:
+                                # Long encodes keep reporting, so the reconciler sees a live run.
+                                last_report = time.monotonic()
+                                done = (index + 1) / rendered["frames"]
+                                jobs.store.update_progress(
+                                    job_id,
+                                    RENDER_SHARE + (100 - RENDER_SHARE) * 0.95 * done,
+                                    f"Encoding {video_format}: {index + 1}/{rendered['frames']} frames",
+                                )
                 except CharPipelineError as exc:
                     raise engine_failure(exc, f"Encoding {name}.{video_format} failed") from exc
                 encode_s = time.perf_counter() - started
@@ -295,7 +306,9 @@ def video(
                 )
     if job_id and videos:
         first = videos[0]
-        result_fields = {k: v for k, v in config.job_result.items() if k != "cache_ttl"}
+        result_fields = {
+            k: v for k, v in config.job_result.items() if k not in ("cache_ttl", "url_ttl")
+        }
         result = {
             **result_fields,
             "video_key": first["key"],
@@ -307,7 +320,7 @@ def video(
             "size_bytes": first["size_bytes"],
             "renderer": frames["renderer"],
         }
-        jobs.store.complete_job(job_id, result)
+        jobs.complete(job_id, result, store, config.job_result.get("url_ttl"))
         if "etag" in result:
             jobs.store.cache_put(
                 result["etag"], result, int(config.job_result.get("cache_ttl", 86400))

@@ -9,6 +9,7 @@ from char_pipeline.resources.jobs import GPU_TYPE_TAG, JOB_ID_TAG, JobStoreResou
 from char_pipeline.settings import get_settings
 
 INSTANCE_COUNT_TAG = "char/instance_count"
+ATTEMPT_TAG = "char/attempt"
 
 
 def run_config_for(job) -> dict:
@@ -26,7 +27,11 @@ def run_config_for(job) -> dict:
                 "config": {
                     "fps": request["fps"],
                     "formats": [request["format"]],
-                    "job_result": {**request["result_fields"], "cache_ttl": request["cache_ttl"]},
+                    "job_result": {
+                        **request["result_fields"],
+                        "cache_ttl": request["cache_ttl"],
+                        "url_ttl": request.get("url_ttl"),
+                    },
                 }
             },
         }
@@ -54,18 +59,7 @@ def job_submission_sensor(
         if job.reference_image_id not in known:
             new_partitions.append(job.reference_image_id)
             known.add(job.reference_image_id)
-        run_requests.append(
-            dg.RunRequest(
-                run_key=job.id,
-                partition_key=job.reference_image_id,
-                run_config=run_config_for(job),
-                tags={
-                    JOB_ID_TAG: job.id,
-                    GPU_TYPE_TAG: job.gpu_type,
-                    INSTANCE_COUNT_TAG: str(job.instance_count),
-                },
-            )
-        )
+        run_requests.append(run_request_for(job, job.attempts))
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[reference_partitions.build_add_request(new_partitions)]
@@ -75,25 +69,108 @@ def job_submission_sensor(
     )
 
 
+def run_request_for(job, attempt: int) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=job.id if attempt == 1 else f"{job.id}.attempt{attempt}",
+        partition_key=job.reference_image_id,
+        run_config=run_config_for(job),
+        tags={
+            JOB_ID_TAG: job.id,
+            GPU_TYPE_TAG: job.gpu_type,
+            INSTANCE_COUNT_TAG: str(job.instance_count),
+            ATTEMPT_TAG: str(attempt),
+        },
+    )
+
+
+# Engine error codes mean the input is bad: running again cannot help.
+FINAL_ERROR_CODES = {"UnprocessableEntity", "ResourceExhausted", "ModelNotInstalled"}
+
+
 @dg.run_failure_sensor(
     monitored_jobs=[render_request_job],
+    request_job=render_request_job,
     minimum_interval_seconds=get_settings().sensor_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks the API job of a failed run as failed, with the run's error.",
+    description="A failed run of an API job: retried when the failure was the infrastructure's, else the job fails with the run's error.",
 )
-def job_failure_sensor(context: dg.RunFailureSensorContext, jobs: JobStoreResource) -> None:
+def job_failure_sensor(context: dg.RunFailureSensorContext, jobs: JobStoreResource):
     job_id = context.dagster_run.tags.get(JOB_ID_TAG)
     if not job_id:
-        return
+        return None
+    job = jobs.store.get_job(job_id)
+    if job is None or job.status not in ("pending", "processing"):
+        return None
     failures = context.get_step_failure_events()
-    if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
-        message = failures[0].step_failure_data.error.message.strip().splitlines()[0]
-        metadata = (
-            failures[0].step_failure_data.user_failure_data.metadata
-            if failures[0].step_failure_data.user_failure_data
-            else {}
-        )
+    data = failures[0].step_failure_data if failures else None
+    if data and data.error:
+        message = data.error.message.strip().splitlines()[0]
+        metadata = data.user_failure_data.metadata if data.user_failure_data else {}
         code = str(metadata["error_code"].value) if "error_code" in metadata else "InternalError"
     else:
-        message, code = context.failure_event.message or "The render run failed.", "InternalError"
-    jobs.store.fail_job(job_id, code, message, {"run_id": context.dagster_run.run_id})
+        message, code = (context.failure_event.message or "The render run failed."), "InternalError"
+    if code not in FINAL_ERROR_CODES and job.attempts < get_settings().job_max_attempts:
+        attempt = job.attempts + 1
+        jobs.store.retry_job(job_id, attempt)
+        context.log.info(
+            f"{job_id}: run {context.dagster_run.run_id} failed ({message}); retrying, attempt {attempt}"
+        )
+        return run_request_for(job, attempt)
+    jobs.store.fail_job(
+        job_id, code, message, {"run_id": context.dagster_run.run_id, "attempts": job.attempts}
+    )
+    context.log.info(f"{job_id}: failed for good: {message}")
+    return None
+
+
+@dg.sensor(
+    job=render_request_job,
+    minimum_interval_seconds=max(5, get_settings().job_stale_seconds // 4),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Finds API jobs whose run is missing or ended without finishing them; retries or fails them, so no job hangs.",
+)
+def job_reconciler_sensor(
+    context: dg.SensorEvaluationContext, jobs: JobStoreResource
+) -> dg.SensorResult:
+    settings = get_settings()
+    run_requests = []
+    for job in jobs.store.open_jobs(older_than_seconds=settings.job_stale_seconds):
+        records = context.instance.get_run_records(
+            filters=dg.RunsFilter(tags={JOB_ID_TAG: job.id}), limit=1
+        )
+        latest = records[0].dagster_run if records else None
+        if latest is None:
+            reason = "no run was started for it"
+        elif not latest.is_finished:
+            if latest.status == dg.DagsterRunStatus.QUEUED or job.status == "pending":
+                continue  # waiting for a slot: not stuck
+            # Running runs report progress at least every few seconds; this one has been
+            # silent for job_stale_seconds, so its worker is dead or hung.
+            # Marking the run failed hands the job to job_failure_sensor (retry or fail).
+            context.instance.report_run_failed(
+                latest, f"No progress for {settings.job_stale_seconds} s: the run's worker is gone."
+            )
+            context.log.info(
+                f"{job.id}: run {latest.run_id} stopped reporting progress; marked failed"
+            )
+            continue
+        elif latest.status == dg.DagsterRunStatus.SUCCESS:
+            reason = "its run finished without recording a result"
+        else:
+            reason = f"its run ended as {latest.status.value}"
+        if job.attempts < settings.job_max_attempts:
+            attempt = job.attempts + 1
+            jobs.store.retry_job(job.id, attempt)
+            context.log.info(f"{job.id}: {reason}; retrying, attempt {attempt}")
+            run_requests.append(run_request_for(job, attempt))
+        else:
+            jobs.store.fail_job(
+                job.id,
+                "InternalError",
+                f"The job could not be completed: {reason}.",
+                {"attempts": job.attempts},
+            )
+            context.log.info(f"{job.id}: {reason}; failed after {job.attempts} attempts")
+    if not run_requests:
+        return dg.SensorResult(skip_reason="No stuck jobs.")
+    return dg.SensorResult(run_requests=run_requests)

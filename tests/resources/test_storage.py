@@ -67,7 +67,7 @@ def test_s3_links_are_presigned_and_expire(s3_store):
 
     import httpx
 
-    from char_pipeline.api.signing import signed_url
+    from char_pipeline.links import signed_url
 
     s3_store.write_bytes("videos/ref_x/clip.mp4", b"\x00\x01video")
     url = signed_url(

@@ -6,7 +6,7 @@ from fastapi.responses import FileResponse, Response
 
 from char_pipeline.api.deps import AppState, app_state
 from char_pipeline.api.errors import ApiError
-from char_pipeline.api.signing import verify
+from char_pipeline.links import verify
 
 router = APIRouter(prefix="/v1/files", tags=["Downloads"])
 

@@ -1,7 +1,8 @@
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from char_pipeline.api.deps import AppState, app_state, require_scope
+from char_pipeline.api.idempotency import Idempotency
 from char_pipeline.api.schemas import FrameIn, JobAccepted, VideoIn
 from char_pipeline.api.service import Renders, gpu_settings
 from char_pipeline.jobstore import ApiKey
@@ -18,6 +19,7 @@ def _not_modified(if_none_match: str | None, etag: str) -> bool:
     "/frame", summary="Generate a Single Frame", responses={304: {"description": "Not modified"}}
 )
 def generate_frame(
+    request: Request,
     body: FrameIn,
     custom_cache_duration_seconds: int | None = Query(None, ge=1),
     x_gpu_type: str | None = Header(None),
@@ -26,14 +28,17 @@ def generate_frame(
     key: ApiKey = Depends(WRITE),
     state: AppState = Depends(app_state),
 ) -> Response:
-    gpu, _ = gpu_settings(x_gpu_type, x_instance_count)
-    renders = Renders(state)
-    mask_record, etag = renders.frame(body, gpu)
-    headers = {"ETag": f'"{etag}"'}
-    if _not_modified(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    result = renders.render_frame(body, mask_record, etag, custom_cache_duration_seconds)
-    return JSONResponse(result, headers=headers)
+    def handle() -> Response:
+        gpu, _ = gpu_settings(x_gpu_type, x_instance_count)
+        renders = Renders(state)
+        mask_record, etag = renders.frame(body, gpu)
+        headers = {"ETag": f'"{etag}"'}
+        if _not_modified(if_none_match, etag):
+            return Response(status_code=304, headers=headers)
+        result = renders.render_frame(body, mask_record, etag, custom_cache_duration_seconds)
+        return JSONResponse(result, headers=headers)
+
+    return Idempotency(state, key.id, request, body).run(handle)
 
 
 @router.post(
@@ -45,6 +50,7 @@ def generate_frame(
     },
 )
 def generate_video(
+    request: Request,
     body: VideoIn,
     custom_cache_duration_seconds: int | None = Query(None, ge=1),
     x_gpu_type: str | None = Header(None),
@@ -53,23 +59,27 @@ def generate_video(
     key: ApiKey = Depends(WRITE),
     state: AppState = Depends(app_state),
 ) -> Response:
-    gpu, count = gpu_settings(x_gpu_type, x_instance_count)
-    renders = Renders(state)
-    z_sequence, mask_record, etag = renders.video_plan(body, gpu)
-    headers = {"ETag": f'"{etag}"'}
-    if _not_modified(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    if body.async_ or len(z_sequence) > state.settings.sync_max_frames:
-        job = renders.submit_video(
-            body, z_sequence, etag, gpu, count, key.id, custom_cache_duration_seconds
+    def handle() -> Response:
+        gpu, count = gpu_settings(x_gpu_type, x_instance_count)
+        renders = Renders(state)
+        renders.check_callback(body.callback_url)
+        z_sequence, mask_record, etag = renders.video_plan(body, gpu)
+        headers = {"ETag": f'"{etag}"'}
+        if _not_modified(if_none_match, etag):
+            return Response(status_code=304, headers=headers)
+        if body.async_ or len(z_sequence) > state.settings.sync_max_frames:
+            job = renders.submit_video(
+                body, z_sequence, etag, gpu, count, key.id, custom_cache_duration_seconds
+            )
+            location = f"/v1/jobs/{job.id}"
+            return JSONResponse(
+                {"job_id": job.id, "status_url": f"{state.settings.base_url}{location}"},
+                status_code=202,
+                headers={**headers, "Location": location},
+            )
+        result = renders.render_video(
+            body, z_sequence, mask_record, etag, custom_cache_duration_seconds
         )
-        location = f"/v1/jobs/{job.id}"
-        return JSONResponse(
-            {"job_id": job.id, "status_url": f"{state.settings.base_url}{location}"},
-            status_code=202,
-            headers={**headers, "Location": location},
-        )
-    result = renders.render_video(
-        body, z_sequence, mask_record, etag, custom_cache_duration_seconds
-    )
-    return JSONResponse(result, headers=headers)
+        return JSONResponse(result, headers=headers)
+
+    return Idempotency(state, key.id, request, body).run(handle)
