@@ -75,3 +75,46 @@ def test_s3_links_are_presigned_and_expire(s3_store):
     )
     assert "Signature=" in url and "Expires=" in url and url.startswith(s3_store.s3_endpoint_url)
     assert httpx.get(url, timeout=10).content == b"\x00\x01video"
+
+
+def test_the_asset_graph_runs_on_s3_by_changing_one_setting(s3_store, image_paths, tmp_path):
+    import dagster as dg
+
+    from char_pipeline import catalog
+    from char_pipeline.definitions import ASSETS, build_resources
+    from char_pipeline.engine.encode import probe_video
+    from char_pipeline.settings import Settings
+
+    settings = Settings(
+        pipeline_home=tmp_path,
+        artifacts_url="s3://artifacts/run",
+        s3_endpoint_url=s3_store.s3_endpoint_url,
+    )
+    resources = build_resources(settings)
+    store = resources["store"]
+    assert not store.is_local
+    catalog.save_upload(
+        store, image_paths["present"].read_bytes(), "present.png", reference_id="ref_s3present"
+    )
+    run_config = {
+        "ops": {
+            "control_sequences": {"config": {"control_types": ["latent"], "steps": 4}},
+            "frames": {"config": {"resolution": "64x64"}},
+            "video": {"config": {"fps": 8, "formats": ["mp4"]}},
+        }
+    }
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions("reference_image_id", ["ref_s3present"])
+        result = dg.materialize(
+            ASSETS,
+            partition_key="ref_s3present",
+            instance=instance,
+            resources=resources,
+            run_config=run_config,
+        )
+    assert result.success
+    (video,) = result.output_for_node("video")["videos"]
+    assert video["uri"] == "s3://artifacts/run/videos/ref_s3present/latent.mp4"
+    with store.local_copy(video["key"]) as path:
+        assert probe_video(path).frames == 4
+    assert store.exists("records/subject_mask/ref_s3present.json")
