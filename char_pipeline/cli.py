@@ -129,6 +129,92 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    """Run a manifest through render_job in this process, with a progress bar."""
+    import dagster as dg
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from upath import UPath
+
+    from char_pipeline import manifests
+    from char_pipeline.assets.partitions import reference_partitions
+    from char_pipeline.definitions import build_resources
+    from char_pipeline.runner import prepare_dagster_home, run_partitions
+    from char_pipeline.webhooks import check_outbound_url, parse_allowlist
+
+    console = Console()
+    settings = get_settings()
+    prepare_dagster_home(settings)
+    store = build_resources(settings)["store"]
+    manifest = UPath(args.manifest)
+    if not manifest.exists():
+        console.print(f"[red]error[/]: {args.manifest} does not exist")
+        return 2
+    allow = parse_allowlist(settings.outbound_allow)
+    check = manifests.check_manifest(manifest, check_url=lambda url: check_outbound_url(url, allow))
+    manifests.register_references(
+        check, manifest, store, max_bytes=settings.max_image_bytes, allow=allow
+    )
+    report = manifests.write_report(manifest, check)
+    console.print(
+        f"{manifest.name}: {check.total_rows} rows, {len(check.rows)} good, {len(check.bad_rows)} bad → report {report}"
+    )
+    for problem in check.problems:
+        console.print(
+            f"   row {problem.row} [bold]{problem.column or '-'}[/]: {problem.reason}",
+            soft_wrap=True,
+        )
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions(
+        reference_partitions.name, sorted({r["reference_image_id"] for r in check.rows})
+    )
+    outcomes = {
+        p.row: {"status": "invalid", "error": f"{p.column}: {p.reason}"}
+        for p in check.problems
+        if p.row
+    }
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("rendering", total=len(check.rows))
+        for row in check.rows:
+            (outcome,) = run_partitions(
+                [row["reference_image_id"]],
+                manifests.row_run_config(row, row["reference_image_id"]),
+                tags={
+                    "char/manifest": manifest.name,
+                    "char/manifest_version": check.version,
+                    "char/manifest_row": str(row["row"]),
+                },
+                outputs=("video", "frames"),
+            )
+            base = {
+                "reference_image_id": row["reference_image_id"],
+                "run_id": outcome.run_id,
+                "seconds": round(outcome.seconds, 2),
+            }
+            if outcome.success:
+                outcomes[row["row"]] = {
+                    **base,
+                    **manifests.row_outcome(
+                        outcome.outputs["video"], outcome.outputs["frames"], row
+                    ),
+                }
+            else:
+                outcomes[row["row"]] = {**base, "status": "failed", "error": outcome.error}
+            progress.advance(task)
+    parquet, csv = manifests.write_results(manifest, check.total_rows, outcomes)
+    done = sum(o["status"] == "completed" for o in outcomes.values())
+    console.print(
+        f"{done}/{check.total_rows} rows rendered. Results: {parquet} and {csv}", soft_wrap=True
+    )
+    return 0 if done == check.total_rows else 1
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from char_pipeline.runner import prepare_dagster_home
     from char_pipeline.settings import CHECKOUT_ROOT
@@ -307,6 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))
     dev.set_defaults(handler=cmd_dev)
+    render = commands.add_parser(
+        "render", help="Render a CSV/Parquet manifest through Dagster (docs/manifests.md)."
+    )
+    render.add_argument("manifest", help="path or fsspec URL of the manifest")
+    render.set_defaults(handler=cmd_render)
     serve = commands.add_parser(
         "serve", help="Start the API, the Dagster webserver and the daemon on loopback."
     )

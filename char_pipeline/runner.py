@@ -56,6 +56,7 @@ class PartitionOutcome:
     seconds: float
     error: str | None = None
     videos: list[dict] = field(default_factory=list)
+    outputs: dict = field(default_factory=dict)
 
 
 def _run_failure_message(instance, run_id: str) -> str:
@@ -78,6 +79,7 @@ def run_partitions(
     *,
     on_step: Callable[[str, str, str], None] | None = None,
     tags: dict[str, str] | None = None,
+    outputs: tuple[str, ...] = ("video",),
 ) -> list[PartitionOutcome]:
     """Execute render_job once per partition in this process; ``on_step(ref, step, status)``."""
     import dagster as dg
@@ -129,8 +131,11 @@ def run_partitions(
         watcher.join()
         seconds = time.perf_counter() - started
         if result.success:
+            values = {name: result.output_for_node(name) for name in outputs}
             videos = result.output_for_node("video")["videos"]
-            outcomes.append(PartitionOutcome(reference_id, run_id, True, seconds, videos=videos))
+            outcomes.append(
+                PartitionOutcome(reference_id, run_id, True, seconds, videos=videos, outputs=values)
+            )
         else:
             outcomes.append(
                 PartitionOutcome(

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     job_stale_seconds: int = Field(
         default=120, description="Open jobs untouched this long are reconciled."
     )
+    manifest_url: str | None = Field(
+        default=None,
+        description="Folder or fsspec URL watched for manifests. Default: $CHAR_PIPELINE_HOME/manifests.",
+    )
     sensor_interval_seconds: int = Field(
         default=2, description="How often job sensors look for work."
     )
@@ -77,6 +81,10 @@ class Settings(BaseSettings):
     @property
     def resolved_job_store_url(self) -> str:
         return self.job_store_url or f"sqlite:///{self.home / 'jobs.db'}"
+
+    @property
+    def manifest_root(self) -> str:
+        return self.manifest_url or str(self.home / "manifests")
 
     @property
     def base_url(self) -> str:
