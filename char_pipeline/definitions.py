@@ -13,6 +13,7 @@ from char_pipeline.sensors.jobs import (
     job_reconciler_sensor,
     job_submission_sensor,
 )
+from char_pipeline.sensors.manifests import manifest_results_sensor, manifest_sensor
 from char_pipeline.sensors.references import reference_upload_sensor
 from char_pipeline.sensors.webhooks import webhook_delivery_sensor
 from char_pipeline.settings import Settings, get_settings
@@ -49,6 +50,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             job_failure_sensor,
             job_reconciler_sensor,
             webhook_delivery_sensor,
+            manifest_sensor,
+            manifest_results_sensor,
         ],
         resources=build_resources(settings),
     )

@@ -325,6 +325,19 @@ def video(
             jobs.store.cache_put(
                 result["etag"], result, int(config.job_result.get("cache_ttl", 86400))
             )
+    version, row = (
+        context.run.tags.get("char/manifest_version"),
+        context.run.tags.get("char/manifest_row"),
+    )
+    if version and row and videos:
+        # The manifest results sensor reads this when every row of the manifest has run.
+        from char_pipeline.manifests import row_outcome
+
+        control = next(iter(frames["controls"]))
+        outcome = row_outcome(
+            {"videos": videos}, frames, {"format": videos[0]["format"], "control_type": control}
+        )
+        store.write_json(f"manifest_state/{version}/rows/{row}.json", outcome)
     yield dg.Output(
         {"videos": videos},
         metadata={

@@ -78,6 +78,12 @@ class ArtifactStore(dg.ConfigurableResource):
             return []
         return sorted(child.name for child in path.iterdir() if child.is_dir())
 
+    def list_files(self, key: str) -> list[str]:
+        path = self.path(key)
+        if not path.exists():
+            return []
+        return sorted(child.name for child in path.iterdir() if child.is_file())
+
     def put_file(self, local_path: str | Path, key: str) -> str:
         destination = self.path(key)
         destination.parent.mkdir(parents=True, exist_ok=True)
