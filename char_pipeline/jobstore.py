@@ -459,7 +459,11 @@ class JobStore:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 sa.select(jobs)
-                .where(jobs.c.status.in_(("pending", "processing")), jobs.c.updated_at < cutoff)
+                .where(
+                    jobs.c.kind == "video",
+                    jobs.c.status.in_(("pending", "processing")),
+                    jobs.c.updated_at < cutoff,
+                )
                 .order_by(jobs.c.seq)
                 .limit(limit)
             ).all()

@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from char_pipeline.api.deps import AppState
 from char_pipeline.api.errors import install_error_handlers
-from char_pipeline.api.routers import controls, files, generate, jobs, references
+from char_pipeline.api.routers import batch, controls, files, generate, jobs, references
 from char_pipeline.settings import Settings, get_settings
 
 
@@ -49,7 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.char = AppState.from_settings(settings)
     install_error_handlers(app)
-    for router in (references.router, controls.router, generate.router, jobs.router, files.router):
+    for router in (
+        references.router,
+        controls.router,
+        generate.router,
+        batch.router,
+        jobs.router,
+        files.router,
+    ):
         app.include_router(router)
 
     app.add_middleware(RateLimitHeaders)

@@ -119,6 +119,29 @@ class VideoIn(Weights):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class BatchTask(Weights):
+    reference_image_id: str
+    control_type: Literal["pose", "text", "latent"]
+    z_sequence: list[list[float]] = Field(min_length=1)
+    format: Literal["mp4", "gif"] = "mp4"
+    resolution: str = Resolution
+    fps: int = Field(default=30, ge=1, le=120)
+    model: Literal["gan", "diffusion", "transformer"] = "gan"
+    callback_url: str | None = Field(default=None, max_length=2000)
+    include_mask: bool = False
+    async_: bool = Field(default=True, alias="async", exclude=True)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class BatchIn(Strict):
+    tasks: list[BatchTask] = Field(min_length=1, max_length=100)
+    async_: bool = Field(default=False, alias="async")
+    callback_url: str | None = Field(default=None, max_length=2000)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
 class JobAccepted(BaseModel):
     job_id: str
     status_url: str

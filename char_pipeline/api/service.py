@@ -450,6 +450,41 @@ class Renders:
             jobs.complete_job(job.id, cached, payload)
         return jobs.get_job(job.id)
 
+    def batch_view(self, batch: Job) -> dict:
+        """A batch's status, aggregated from its tasks' jobs."""
+        tasks, statuses, progress = [], [], []
+        for task in batch.request["tasks"]:
+            if "job_id" not in task:
+                tasks.append(task)
+                statuses.append("failed")
+                progress.append(100.0)
+                continue
+            job = self.state.jobs.get_job(task["job_id"])
+            view = self.job_view(job)
+            tasks.append({"task_index": task["task_index"], **view})
+            statuses.append(job.status)
+            progress.append(job.progress if job.status in ("pending", "processing") else 100.0)
+        if all(s == "failed" for s in statuses):
+            status = "failed"
+        elif all(s in ("completed", "failed") for s in statuses):
+            status = "completed"
+        elif any(s == "processing" for s in statuses) or any(
+            s in ("completed", "failed") for s in statuses
+        ):
+            status = "processing"
+        else:
+            status = "pending"
+        return {
+            "job_id": batch.id,
+            "kind": "batch",
+            "status": status,
+            "progress": round(sum(progress) / len(progress), 1),
+            "message": f"{statuses.count('completed')} of {len(statuses)} tasks completed, {statuses.count('failed')} failed",
+            "created_at": batch.created_at,
+            "updated_at": batch.updated_at,
+            "tasks": tasks,
+        }
+
     def job_view(self, job: Job) -> dict:
         view = {
             "job_id": job.id,

@@ -54,7 +54,7 @@ def job_submission_sensor(
     known = set(context.instance.get_dynamic_partitions(reference_partitions.name))
     run_requests, new_partitions = [], []
     for job in new_jobs:
-        if job.status != "pending":  # answered from the cache, or already handled
+        if job.kind != "video" or job.status != "pending":  # batches, cache answers, handled jobs
             continue
         if job.reference_image_id not in known:
             new_partitions.append(job.reference_image_id)

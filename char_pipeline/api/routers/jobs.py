@@ -19,4 +19,5 @@ async def get_job(
     # Another key's job is reported as missing, not forbidden: ids are not to be probed.
     if job is None or (job.api_key_id is not None and job.api_key_id != key.id):
         raise ApiError(404, f"Job {job_id!r} not found.", details={"job_id": job_id})
-    return Renders(state).job_view(job)
+    renders = Renders(state)
+    return renders.batch_view(job) if job.kind == "batch" else renders.job_view(job)

@@ -1,0 +1,86 @@
+from tests.api.conftest import assert_envelope
+
+
+def _tasks(api, auth, present_id):
+    z_sequence = api.post("/v1/control/latent?length=4&seed=21", headers=auth).json()["z_sequence"]
+    return [
+        {
+            "reference_image_id": present_id,
+            "control_type": "latent",
+            "z_sequence": z_sequence,
+            "resolution": "64x64",
+            "fps": 8,
+        },
+        {
+            "reference_image_id": present_id,
+            "control_type": "latent",
+            "z_sequence": [[0.1, 0.2]],
+            "resolution": "64x64",
+        },
+        {
+            "reference_image_id": "ref_0000000000000000",
+            "control_type": "latent",
+            "z_sequence": z_sequence,
+            "resolution": "64x64",
+        },
+        {
+            "reference_image_id": present_id,
+            "control_type": "latent",
+            "z_sequence": z_sequence,
+            "resolution": "96x64",
+            "format": "gif",
+        },
+    ]
+
+
+def test_sync_batch_reports_errors_per_task(api, auth, present_id):
+    response = api.post(
+        "/v1/batch/video", headers=auth, json={"tasks": _tasks(api, auth, present_id)}
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["task_index"] for r in results] == [0, 1, 2, 3]
+    assert results[0]["frames"] == 4 and results[0]["video_url"]
+    assert (
+        results[1]["error"]["code"] == "UnprocessableEntity"
+        and "length 2" in results[1]["error"]["message"]
+    )
+    assert results[2]["error"]["code"] == "NotFound"
+    assert results[3]["format"] == "gif" and results[3]["resolution"] == "96x64"
+    etag = response.headers["ETag"]
+    again = api.post(
+        "/v1/batch/video",
+        headers={**auth, "If-None-Match": etag},
+        json={"tasks": _tasks(api, auth, present_id)},
+    )
+    assert again.status_code == 304
+
+
+def test_async_batch_makes_one_job_per_good_task(api, auth, present_id):
+    body = {"tasks": _tasks(api, auth, present_id), "async": True}
+    response = api.post(
+        "/v1/batch/video", headers={**auth, "X-GPU-Type": "t4", "X-Instance-Count": "2"}, json=body
+    )
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert response.headers["Location"] == f"/v1/jobs/{answer['batch_id']}"
+    tasks = answer["tasks"]
+    assert [("job_id" in t) for t in tasks] == [True, False, False, True]
+    job = api.state.jobs.get_job(tasks[0]["job_id"])
+    assert (job.gpu_type, job.instance_count) == ("t4", 2)
+    batch = api.get(answer["status_url"].replace("http://127.0.0.1:8000", ""), headers=auth).json()
+    assert batch["kind"] == "batch" and batch["status"] in ("pending", "processing", "completed")
+    assert [t["status"] for t in batch["tasks"]][1:3] == ["failed", "failed"]
+    assert "2 failed" in batch["message"]
+
+
+def test_batch_validation(api, auth, present_id):
+    assert_envelope(
+        api.post("/v1/batch/video", headers=auth, json={"tasks": []}), 422, "UnprocessableEntity"
+    )
+    bad_header = api.post(
+        "/v1/batch/video",
+        headers={**auth, "X-GPU-Type": "k80"},
+        json={"tasks": _tasks(api, auth, present_id)[:1]},
+    )
+    assert_envelope(bad_header, 422, "UnprocessableEntity")
