@@ -5,7 +5,7 @@ import dagster as dg
 from char_pipeline.assets.jobs import reference_job, render_job, render_request_job
 from char_pipeline.assets.references import identity_features, reference_image, subject_mask
 from char_pipeline.assets.rendering import control_sequences, frames, video
-from char_pipeline.resources.compute import ComputeResource
+from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import JobStoreResource
 from char_pipeline.resources.storage import ArtifactStore, JsonRecordIOManager
 from char_pipeline.sensors.jobs import (
@@ -29,7 +29,7 @@ def build_resources(settings: Settings) -> dict:
             root_url=settings.artifacts_root, s3_endpoint_url=settings.s3_endpoint_url
         ),
         "jobs": JobStoreResource(url=settings.resolved_job_store_url),
-        "compute": ComputeResource(
+        "compute": ComputeFleet.build(
             renderer=settings.renderer,
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,

@@ -25,6 +25,18 @@ run_coordinator:
   config:
     max_concurrent_runs: 2
     dequeue_interval_seconds: 1
+    # One concurrency limit per compute type (X-GPU-Type → run tag char/gpu_type): how many
+    # runs may hold that GPU type at once. On this CPU-only default, every type is the CPU.
+    tag_concurrency_limits:
+      - key: char/gpu_type
+        value: v100
+        limit: 2
+      - key: char/gpu_type
+        value: t4
+        limit: 2
+      - key: char/gpu_type
+        value: a100
+        limit: 1
 sensors:
   use_threads: true
   num_workers: 4

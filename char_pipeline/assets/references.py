@@ -9,7 +9,7 @@ from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.assets.previews import markdown_images
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.render import bone_segments
-from char_pipeline.resources.compute import ComputeResource
+from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.storage import ArtifactStore
 
 
@@ -33,9 +33,10 @@ def engine_failure(exc: CharPipelineError, what: str) -> dg.Failure:
     description="The uploaded reference image, decoded, upright, size-checked, stored as PNG.",
 )
 def reference_image(
-    context: dg.AssetExecutionContext, store: ArtifactStore, compute: ComputeResource
+    context: dg.AssetExecutionContext, store: ArtifactStore, compute: ComputeFleet
 ) -> dict:
     reference_id = context.partition_key
+    limits = compute.for_run(context)
     if not store.exists(catalog.upload_key(reference_id)):
         raise dg.Failure(
             description=f"No upload found for reference {reference_id}.", allow_retries=False
@@ -44,8 +45,8 @@ def reference_image(
         ingested = processing.ingest_reference(
             store,
             reference_id,
-            max_bytes=compute.max_image_bytes,
-            max_pixels=compute.max_image_pixels,
+            max_bytes=limits.max_image_bytes,
+            max_pixels=limits.max_image_pixels,
         )
     except CharPipelineError as exc:
         raise engine_failure(exc, f"Reference {reference_id} is not a usable image") from exc

@@ -28,7 +28,7 @@ from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.identity import cosine_similarity, extract_identity
 from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequence, text_sequence
 from char_pipeline.engine.render import parse_resolution
-from char_pipeline.resources.compute import ComputeResource
+from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import JobStoreResource, job_id_of
 from char_pipeline.resources.storage import ArtifactStore
 
@@ -144,7 +144,7 @@ def frames(
     context: dg.AssetExecutionContext,
     config: FramesConfig,
     store: ArtifactStore,
-    compute: ComputeResource,
+    compute: ComputeFleet,
     jobs: JobStoreResource,
     subject_mask: dict,
     identity_features: dict,
@@ -154,11 +154,14 @@ def frames(
     job_id = job_id_of(context)
     if job_id:
         jobs.store.start_job(job_id, context.run.run_id)
+    compute_type = compute.for_run(context)
     try:
-        width, height = parse_resolution(config.resolution, max_pixels=compute.max_render_pixels)
+        width, height = parse_resolution(
+            config.resolution, max_pixels=compute_type.max_render_pixels
+        )
     except CharPipelineError as exc:
         raise engine_failure(exc, "Bad render settings") from exc
-    renderer = compute.make_renderer()
+    renderer = compute_type.make_renderer()
     character = processing.load_character(store, reference_id, subject_mask)
     scene = processing.prepare_scene(renderer, character, width, height, config.background)
     reference_vector = processing.load_npy(store, identity_features["key"])
@@ -210,7 +213,7 @@ def frames(
     context.add_output_metadata(
         {
             "renderer": renderer.name,
-            "device": compute.device,
+            **compute_type.run_metadata(),
             "resolution": f"{width}x{height}",
             "render_seconds": dg.MetadataValue.json(timings),
             "identity_cosine": dg.MetadataValue.json(

@@ -5,6 +5,7 @@ import dagster as dg
 from char_pipeline import catalog
 from char_pipeline.assets.jobs import render_request_job
 from char_pipeline.assets.partitions import reference_partitions
+from char_pipeline.resources.compute import k8s_tags
 from char_pipeline.resources.jobs import GPU_TYPE_TAG, JOB_ID_TAG, JobStoreResource
 from char_pipeline.settings import get_settings
 
@@ -79,6 +80,7 @@ def run_request_for(job, attempt: int) -> dg.RunRequest:
             GPU_TYPE_TAG: job.gpu_type,
             INSTANCE_COUNT_TAG: str(job.instance_count),
             ATTEMPT_TAG: str(attempt),
+            **k8s_tags(job.gpu_type),
         },
     )
 

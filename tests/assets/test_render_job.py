@@ -7,7 +7,7 @@ from char_pipeline import catalog
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.definitions import ASSETS, build_resources
 from char_pipeline.engine.encode import probe_video
-from char_pipeline.resources.compute import ComputeResource
+from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.settings import Settings
 
 RUN_CONFIG = {
@@ -101,7 +101,7 @@ def test_bad_input_fails_only_its_partition(setup, partition, message):
 
 def test_oversized_image_fails_with_the_limit(setup, tmp_path):
     instance, resources, _store = setup
-    resources = {**resources, "compute": ComputeResource(max_image_pixels=1000)}
+    resources = {**resources, "compute": ComputeFleet.build(max_image_pixels=1000)}
     result = dg.materialize(
         ASSETS[:1],
         partition_key="ref_present",
