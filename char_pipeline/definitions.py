@@ -8,6 +8,7 @@ from char_pipeline.assets.rendering import control_sequences, frames, video
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import JobStoreResource
 from char_pipeline.resources.storage import ArtifactStore, JsonRecordIOManager
+from char_pipeline.schedules import backfill_schedule
 from char_pipeline.sensors.jobs import (
     job_failure_sensor,
     job_reconciler_sensor,
@@ -53,6 +54,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             manifest_sensor,
             manifest_results_sensor,
         ],
+        schedules=[backfill_schedule],
         resources=build_resources(settings),
     )
 

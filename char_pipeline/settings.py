@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         default=None,
         description="Folder or fsspec URL watched for manifests. Default: $CHAR_PIPELINE_HOME/manifests.",
     )
+    backfill_cron: str | None = Field(
+        default=None,
+        description="Cron of the backfill schedule (missing/failed videos); off when unset.",
+    )
     sensor_interval_seconds: int = Field(
         default=2, description="How often job sensors look for work."
     )
