@@ -198,11 +198,12 @@ def cmd_render(args: argparse.Namespace) -> int:
                 "seconds": round(outcome.seconds, 2),
             }
             if outcome.success:
+                result = manifests.row_outcome(
+                    outcome.outputs["video"], outcome.outputs["frames"], row
+                )
                 outcomes[row["row"]] = {
                     **base,
-                    **manifests.row_outcome(
-                        outcome.outputs["video"], outcome.outputs["frames"], row
-                    ),
+                    **manifests.copy_to_prefix(store, result, row, manifest),
                 }
             else:
                 outcomes[row["row"]] = {**base, "status": "failed", "error": outcome.error}

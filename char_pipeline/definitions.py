@@ -15,7 +15,7 @@ from char_pipeline.sensors.jobs import (
     job_submission_sensor,
 )
 from char_pipeline.sensors.manifests import manifest_results_sensor, manifest_sensor
-from char_pipeline.sensors.references import reference_upload_sensor
+from char_pipeline.sensors.references import reference_prune_sensor, reference_upload_sensor
 from char_pipeline.sensors.webhooks import webhook_delivery_sensor
 from char_pipeline.settings import Settings, get_settings
 
@@ -47,6 +47,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=[render_job, reference_job, render_request_job],
         sensors=[
             reference_upload_sensor,
+            reference_prune_sensor,
             job_submission_sensor,
             job_failure_sensor,
             job_reconciler_sensor,

@@ -324,28 +324,48 @@ class JobStore:
         instance_count: int = 1,
         job_id: str | None = None,
     ) -> Job:
-        moment = now()
-        row = {
-            "id": job_id or "job_" + secrets.token_hex(8),
-            "kind": kind,
-            "status": "pending",
-            "progress": 0.0,
-            "message": "Queued",
-            "reference_image_id": reference_image_id,
-            "request": json.dumps(request),
-            "api_key_id": api_key_id,
-            "callback_url": callback_url,
-            "gpu_type": gpu_type,
-            "instance_count": instance_count,
-            "attempts": 1,
-            "created_at": moment,
-            "updated_at": moment,
-        }
-        with self.engine.begin() as connection:
-            connection.execute(jobs.insert().values(**row))
-        job = self.get_job(row["id"])
-        assert job is not None
+        (job,) = self.create_jobs(
+            [
+                {
+                    "kind": kind,
+                    "reference_image_id": reference_image_id,
+                    "request": request,
+                    "api_key_id": api_key_id,
+                    "callback_url": callback_url,
+                    "gpu_type": gpu_type,
+                    "instance_count": instance_count,
+                    "job_id": job_id,
+                }
+            ]
+        )
         return job
+
+    def create_jobs(self, specs: list[dict]) -> list[Job]:
+        """Create several jobs in one transaction: a sensor sees all of them or none."""
+        moment = now()
+        rows = [
+            {
+                "id": spec.get("job_id") or "job_" + secrets.token_hex(8),
+                "kind": spec["kind"],
+                "status": "pending",
+                "progress": 0.0,
+                "message": "Queued",
+                "reference_image_id": spec["reference_image_id"],
+                "request": json.dumps(spec["request"]),
+                "api_key_id": spec.get("api_key_id"),
+                "callback_url": spec.get("callback_url"),
+                "gpu_type": spec.get("gpu_type", "v100"),
+                "instance_count": spec.get("instance_count", 1),
+                "attempts": 1,
+                "created_at": moment,
+                "updated_at": moment,
+            }
+            for spec in specs
+        ]
+        with self.engine.begin() as connection:
+            for row in rows:
+                connection.execute(jobs.insert().values(**row))
+        return [self.get_job(row["id"]) for row in rows]
 
     @staticmethod
     def _job(row) -> Job:

@@ -268,6 +268,7 @@ def write_results(
                 "error": outcome.get("error"),
                 "reference_image_id": outcome.get("reference_image_id"),
                 "video_url": outcome.get("video_url"),
+                "output_uri": outcome.get("output_uri"),
                 "frames": outcome.get("frames"),
                 "duration_s": outcome.get("duration_s"),
                 "size_bytes": outcome.get("size_bytes"),
@@ -364,9 +365,25 @@ def row_outcome(run_result_output: dict, frames_output: dict, row: dict) -> dict
     cosine = frames_output["controls"].get(row["control_type"], {}).get("identity_cosine") or []
     return {
         "status": "completed",
+        "video_key": video["key"],
         "video_url": video["uri"],
         "frames": video["frames"],
         "duration_s": video["duration_s"],
         "size_bytes": video["size_bytes"],
         "identity_cosine": round(sum(cosine) / len(cosine), 4) if cosine else None,
     }
+
+
+def copy_to_prefix(store, outcome: dict, row: dict, manifest: UPath) -> dict:
+    """Copy a row's video under its ``output_prefix`` (any fsspec URL); adds ``output_uri``."""
+    prefix, key = row.get("output_prefix"), outcome.get("video_key")
+    if not prefix or not key:
+        return outcome
+    stem = manifest.name[: -len(manifest.suffix)]
+    target = UPath(prefix) / f"{stem}_row{row['row']:04d}.{row['format']}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(store.read_bytes(key))
+    except OSError as exc:
+        return {**outcome, "error": f"output_prefix: could not write {target}: {exc}"}
+    return {**outcome, "output_uri": str(target)}

@@ -98,7 +98,13 @@ def test_render_command_writes_results_in_row_order(tmp_path, image_paths):
         },
         {"reference_image": "missing.png", "control_type": "latent", **good},  # bad: no such file
         {"reference_image": str(image_paths["present"]), "control_type": "text", **good},
-        {"reference_image": "cat.png", "control_type": "latent", **good, "seed": "9"},
+        {
+            "reference_image": "cat.png",
+            "control_type": "latent",
+            **good,
+            "seed": "9",
+            "output_prefix": str(tmp_path / "out"),
+        },
     ]
     manifest = _write(manifest_dir, rows)
     env = {**os.environ, "CHAR_PIPELINE_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
@@ -126,5 +132,7 @@ def test_render_command_writes_results_in_row_order(tmp_path, image_paths):
         info = probe_video(row["video_url"])
         assert info.frames == 4 and (info.width, info.height) == (64, 64)
     assert results.loc[6, "video_url"].endswith(".gif")
+    assert results.loc[9, "output_uri"] == str(tmp_path / "out" / "batch_row0010.mp4")
+    assert probe_video(results.loc[9, "output_uri"]).frames == 4
     assert pd.read_csv(manifest_dir / "batch.results.csv").shape[0] == 10
     assert (manifest_dir / "batch.report.json").exists()

@@ -397,7 +397,7 @@ class Renders:
             self.state.jobs.cache_put(etag, cached, cache_ttl or DEFAULT_CACHE_TTL)
         return self.present(cached, request.url_ttl)
 
-    def submit_video(
+    def job_spec(
         self,
         request,
         z_sequence: np.ndarray,
@@ -406,9 +406,11 @@ class Renders:
         count: int,
         key_id: str,
         cache_ttl: int | None,
-    ) -> Job:
-        jobs = self.state.jobs
-        cached = jobs.cache_get(etag)
+        group: str | None = None,
+    ) -> dict:
+        """A job row for an async video. Its z sequence is stored first, so a sensor never
+        sees a job whose input is missing (none is needed when the render is cached)."""
+        job_id = "job_" + secrets.token_hex(8)
         job_request = {
             "resolution": request.resolution,
             "format": request.format,
@@ -419,36 +421,55 @@ class Renders:
             "url_ttl": request.url_ttl,
             "cache_ttl": cache_ttl or DEFAULT_CACHE_TTL,
             "result_fields": self.result_fields(request, etag),
+            "etag": etag,
         }
-        job_id = "job_" + secrets.token_hex(8)
-        if cached is None:
-            # The sequence is stored before the job row exists, so the sensor never sees a
-            # job whose input is missing.
+        if group:
+            job_request["group"] = group
+        if self.state.jobs.cache_get(etag) is None:
             self.store.write_bytes(
                 catalog.job_sequence_key(job_id), processing.npy_bytes(z_sequence)
             )
-        job = jobs.create_job(
-            kind="video",
-            reference_image_id=request.reference_image_id,
-            request=job_request,
-            api_key_id=key_id,
-            callback_url=request.callback_url,
-            gpu_type=gpu,
-            instance_count=count,
-            job_id=job_id,
-        )
-        if cached is not None:
-            # An identical render is cached: the job is done without a run.
-            payload = completion_payload(
-                job.id,
-                cached,
-                store=self.store,
-                secret=self.state.signing_key,
-                base_url=self.state.settings.base_url,
-                url_ttl=request.url_ttl,
-            )
-            jobs.complete_job(job.id, cached, payload)
-        return jobs.get_job(job.id)
+        return {
+            "kind": "video",
+            "reference_image_id": request.reference_image_id,
+            "request": job_request,
+            "api_key_id": key_id,
+            "callback_url": request.callback_url,
+            "gpu_type": gpu,
+            "instance_count": count,
+            "job_id": job_id,
+        }
+
+    def create_jobs(self, specs: list[dict], url_ttls: list[int | None]) -> list[Job]:
+        """Create the jobs in one transaction; those whose render is cached complete at once."""
+        jobs = self.state.jobs.create_jobs(specs)
+        for job, url_ttl in zip(jobs, url_ttls, strict=True):
+            cached = self.state.jobs.cache_get(job.request["etag"])
+            if cached is not None:
+                payload = completion_payload(
+                    job.id,
+                    cached,
+                    store=self.store,
+                    secret=self.state.signing_key,
+                    base_url=self.state.settings.base_url,
+                    url_ttl=url_ttl,
+                )
+                self.state.jobs.complete_job(job.id, cached, payload)
+        return [self.state.jobs.get_job(job.id) for job in jobs]
+
+    def submit_video(
+        self,
+        request,
+        z_sequence: np.ndarray,
+        etag: str,
+        gpu: str,
+        count: int,
+        key_id: str,
+        cache_ttl: int | None,
+    ) -> Job:
+        spec = self.job_spec(request, z_sequence, etag, gpu, count, key_id, cache_ttl)
+        (job,) = self.create_jobs([spec], [request.url_ttl])
+        return job
 
     def batch_view(self, batch: Job) -> dict:
         """A batch's status, aggregated from its tasks' jobs."""

@@ -7,9 +7,11 @@ failures to the job store, so GET /v1/jobs/{id} follows the run.
 import json
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 from pydantic import Field
 
 from char_pipeline import catalog, processing
@@ -29,7 +31,7 @@ from char_pipeline.engine.identity import cosine_similarity, extract_identity
 from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequence, text_sequence
 from char_pipeline.engine.render import parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
-from char_pipeline.resources.jobs import JobStoreResource, job_id_of
+from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource, job_ids_of
 from char_pipeline.resources.storage import ArtifactStore
 
 # Share of a job's progress spent rendering; the rest is encoding.
@@ -151,8 +153,8 @@ def frames(
     control_sequences: dict,
 ) -> dict:
     reference_id = context.partition_key
-    job_id = job_id_of(context)
-    if job_id:
+    job_ids = set(job_ids_of(context))
+    for job_id in job_ids:
         jobs.store.start_job(job_id, context.run.run_id)
     compute_type = compute.for_run(context)
     try:
@@ -165,38 +167,27 @@ def frames(
     character = processing.load_character(store, reference_id, subject_mask)
     scene = processing.prepare_scene(renderer, character, width, height, config.background)
     reference_vector = processing.load_npy(store, identity_features["key"])
-    total = sum(c["frames"] for c in control_sequences["controls"].values())
-    done = 0
-    last_report = 0.0
-    rendered, previews, timings = {}, {}, {}
-    for name, control in control_sequences["controls"].items():
+    previews: dict[str, np.ndarray] = {}
+
+    def render_control(name: str, control: dict) -> tuple[str, dict, float]:
+        """Render one sequence; an API job's progress follows its own frames."""
         z_sequence = processing.load_npy(store, control["key"])
-        middle = len(z_sequence) // 2
-        count = len(z_sequence)
+        count, middle = len(z_sequence), len(z_sequence) // 2
         similarity: list[float] = []
+        last_report = [0.0]
         started = time.perf_counter()
 
-        def on_frame(
-            index,
-            frame,
-            alpha,
-            name=name,
-            middle=middle,
-            similarity=similarity,
-            count=count,
-        ):
-            nonlocal done, last_report
-            done += 1
+        def on_frame(index, frame, alpha):
             if index in (0, middle):
                 previews[f"{name} frame {index}"] = frame
                 # The rendered subject against the reference's identity (cnn features).
                 similarity.append(
                     cosine_similarity(reference_vector, extract_identity(frame, alpha).vector)
                 )
-            if job_id and (time.monotonic() - last_report > 0.5 or done == total):
-                last_report = time.monotonic()
+            if name in job_ids and (time.monotonic() - last_report[0] > 0.5 or index + 1 == count):
+                last_report[0] = time.monotonic()
                 jobs.store.update_progress(
-                    job_id, RENDER_SHARE * done / total, f"Rendered {done}/{total} frames"
+                    name, RENDER_SHARE * (index + 1) / count, f"Rendered {index + 1}/{count} frames"
                 )
             if (index + 1) % 24 == 0 or index + 1 == count:
                 context.log.info(f"{reference_id} {name}: rendered {index + 1}/{count} frames")
@@ -204,22 +195,31 @@ def frames(
         processing.render_frames(
             store, reference_id, name, z_sequence, renderer=renderer, scene=scene, on_frame=on_frame
         )
-        timings[name] = round(time.perf_counter() - started, 3)
-        rendered[name] = {
-            "frames": len(z_sequence),
+        record = {
+            "frames": count,
             "prefix": f"frames/{reference_id}/{name}",
-            "identity_cosine": [round(s, 4) for s in similarity],
+            "identity_cosine": [round(v, 4) for v in similarity],
         }
+        return name, record, round(time.perf_counter() - started, 3)
+
+    # X-Instance-Count workers render a run's sequences side by side (OpenCV releases the GIL).
+    workers = max(1, min(4, int(context.run.tags.get(INSTANCE_COUNT_TAG, "1") or 1)))
+    controls = list(control_sequences["controls"].items())
+    with ThreadPoolExecutor(max_workers=min(workers, max(1, len(controls)))) as pool:
+        outcomes = list(pool.map(lambda item: render_control(*item), controls))
+    rendered = {name: record for name, record, _ in outcomes}
+    timings = {name: seconds for name, _, seconds in outcomes}
     context.add_output_metadata(
         {
             "renderer": renderer.name,
             **compute_type.run_metadata(),
+            "workers": workers,
             "resolution": f"{width}x{height}",
             "render_seconds": dg.MetadataValue.json(timings),
             "identity_cosine": dg.MetadataValue.json(
                 {k: v["identity_cosine"] for k, v in rendered.items()}
             ),
-            "preview": markdown_images(previews),
+            "preview": markdown_images(dict(sorted(previews.items()))),
         }
     )
     return {"width": width, "height": height, "renderer": renderer.name, "controls": rendered}
@@ -228,8 +228,9 @@ def frames(
 class VideoConfig(dg.Config):
     fps: int = Field(default=24, ge=1, le=120)
     formats: list[str] = Field(default=["mp4", "gif"])
-    job_result: dict = Field(
-        default={}, description="Fields an API job's result carries over from its request."
+    job_results: dict[str, dict] = Field(
+        default={},
+        description="API jobs of this run: job id (= its control name) → fields its result carries over.",
     )
 
 
@@ -254,11 +255,11 @@ def video(
     frames: dict,
 ):
     reference_id = context.partition_key
-    job_id = job_id_of(context)
     width, height = frames["width"], frames["height"]
     videos, problems = [], []
     with tempfile.TemporaryDirectory() as folder:
         for name, rendered in frames["controls"].items():
+            job_id = name if name in config.job_results else None
             for video_format in config.formats:
                 local = Path(folder) / f"{name}.{video_format}"
                 started = time.perf_counter()
@@ -307,27 +308,24 @@ def video(
                         **info.to_json(),
                     }
                 )
-    if job_id and videos:
-        first = videos[0]
-        result_fields = {
-            k: v for k, v in config.job_result.items() if k not in ("cache_ttl", "url_ttl")
-        }
+    for job_id, job_result in config.job_results.items():
+        video = next((v for v in videos if v["control"] == job_id), None)
+        if video is None:
+            continue
         result = {
-            **result_fields,
-            "video_key": first["key"],
-            "format": first["format"],
-            "frames": first["frames"],
+            **{k: v for k, v in job_result.items() if k not in ("cache_ttl", "url_ttl")},
+            "video_key": video["key"],
+            "format": video["format"],
+            "frames": video["frames"],
             "fps": config.fps,
             "resolution": f"{width}x{height}",
-            "duration_s": first["duration_s"],
-            "size_bytes": first["size_bytes"],
+            "duration_s": video["duration_s"],
+            "size_bytes": video["size_bytes"],
             "renderer": frames["renderer"],
         }
-        jobs.complete(job_id, result, store, config.job_result.get("url_ttl"))
+        jobs.complete(job_id, result, store, job_result.get("url_ttl"))
         if "etag" in result:
-            jobs.store.cache_put(
-                result["etag"], result, int(config.job_result.get("cache_ttl", 86400))
-            )
+            jobs.store.cache_put(result["etag"], result, int(job_result.get("cache_ttl", 86400)))
     version, row = (
         context.run.tags.get("char/manifest_version"),
         context.run.tags.get("char/manifest_row"),

@@ -11,6 +11,8 @@ from char_pipeline.settings import get_settings
 
 JOB_ID_TAG = "char/job_id"
 GPU_TYPE_TAG = "char/gpu_type"
+JOB_IDS_TAG = "char/job_ids"
+INSTANCE_COUNT_TAG = "char/instance_count"
 
 
 class JobStoreResource(dg.ConfigurableResource):
@@ -36,5 +38,7 @@ class JobStoreResource(dg.ConfigurableResource):
         return self.store.complete_job(job_id, result, payload)
 
 
-def job_id_of(context: dg.AssetExecutionContext) -> str | None:
-    return context.run.tags.get(JOB_ID_TAG)
+def job_ids_of(context: dg.AssetExecutionContext) -> list[str]:
+    """The API jobs a run renders: one, or a batch group's."""
+    tags = context.run.tags
+    return [j for j in tags.get(JOB_IDS_TAG, tags.get(JOB_ID_TAG, "")).split(",") if j]

@@ -6,37 +6,51 @@ from char_pipeline import catalog
 from char_pipeline.assets.jobs import render_request_job
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.resources.compute import k8s_tags
-from char_pipeline.resources.jobs import GPU_TYPE_TAG, JOB_ID_TAG, JobStoreResource
+from char_pipeline.resources.jobs import (
+    GPU_TYPE_TAG,
+    INSTANCE_COUNT_TAG,
+    JOB_ID_TAG,
+    JOB_IDS_TAG,
+    JobStoreResource,
+)
 from char_pipeline.settings import get_settings
 
-INSTANCE_COUNT_TAG = "char/instance_count"
 ATTEMPT_TAG = "char/attempt"
 
 
-def run_config_for(job) -> dict:
-    request = job.request
+def run_config_for(jobs: list) -> dict:
+    """One run for jobs of one reference that share resolution, fps and format."""
+    first = jobs[0].request
     return {
         "ops": {
             "control_sequences": {
                 "config": {
                     "control_types": [],
-                    "sequences": {job.id: catalog.job_sequence_key(job.id)},
+                    "sequences": {job.id: catalog.job_sequence_key(job.id) for job in jobs},
                 }
             },
-            "frames": {"config": {"resolution": request["resolution"]}},
+            "frames": {"config": {"resolution": first["resolution"]}},
             "video": {
                 "config": {
-                    "fps": request["fps"],
-                    "formats": [request["format"]],
-                    "job_result": {
-                        **request["result_fields"],
-                        "cache_ttl": request["cache_ttl"],
-                        "url_ttl": request.get("url_ttl"),
+                    "fps": first["fps"],
+                    "formats": [first["format"]],
+                    "job_results": {
+                        job.id: {
+                            **job.request["result_fields"],
+                            "cache_ttl": job.request["cache_ttl"],
+                            "url_ttl": job.request.get("url_ttl"),
+                        }
+                        for job in jobs
                     },
                 }
             },
         }
     }
+
+
+def job_tag(job_id: str) -> str:
+    """A tag per job on every run that renders it, so runs are found by job."""
+    return f"char/job.{job_id}"
 
 
 @dg.sensor(
@@ -54,13 +68,19 @@ def job_submission_sensor(
         return dg.SensorResult(skip_reason="No new jobs.")
     known = set(context.instance.get_dynamic_partitions(reference_partitions.name))
     run_requests, new_partitions = [], []
+    groups: dict[str, list] = {}
     for job in new_jobs:
         if job.kind != "video" or job.status != "pending":  # batches, cache answers, handled jobs
             continue
         if job.reference_image_id not in known:
             new_partitions.append(job.reference_image_id)
             known.add(job.reference_image_id)
-        run_requests.append(run_request_for(job, job.attempts))
+        # Batch tasks of one group (created in one transaction) share one run.
+        groups.setdefault(job.request.get("group") or job.id, []).append(job)
+    for group, members in groups.items():
+        run_requests.append(
+            run_request_for_jobs(members, 1, run_key=group if len(members) > 1 else members[0].id)
+        )
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[reference_partitions.build_add_request(new_partitions)]
@@ -70,18 +90,30 @@ def job_submission_sensor(
     )
 
 
-def run_request_for(job, attempt: int) -> dg.RunRequest:
+def run_request_for_jobs(jobs: list, attempt: int, run_key: str) -> dg.RunRequest:
+    first = jobs[0]
+    tags = {
+        JOB_IDS_TAG: ",".join(job.id for job in jobs),
+        GPU_TYPE_TAG: first.gpu_type,
+        INSTANCE_COUNT_TAG: str(first.instance_count),
+        ATTEMPT_TAG: str(attempt),
+        **{job_tag(job.id): "1" for job in jobs},
+        **k8s_tags(first.gpu_type),
+    }
+    if len(jobs) == 1:
+        tags[JOB_ID_TAG] = first.id
     return dg.RunRequest(
-        run_key=job.id if attempt == 1 else f"{job.id}.attempt{attempt}",
-        partition_key=job.reference_image_id,
-        run_config=run_config_for(job),
-        tags={
-            JOB_ID_TAG: job.id,
-            GPU_TYPE_TAG: job.gpu_type,
-            INSTANCE_COUNT_TAG: str(job.instance_count),
-            ATTEMPT_TAG: str(attempt),
-            **k8s_tags(job.gpu_type),
-        },
+        run_key=run_key,
+        partition_key=first.reference_image_id,
+        run_config=run_config_for(jobs),
+        tags=tags,
+    )
+
+
+def run_request_for(job, attempt: int) -> dg.RunRequest:
+    """One job alone (first runs of single jobs, and every retry)."""
+    return run_request_for_jobs(
+        [job], attempt, run_key=job.id if attempt == 1 else f"{job.id}.attempt{attempt}"
     )
 
 
@@ -97,12 +129,8 @@ FINAL_ERROR_CODES = {"UnprocessableEntity", "ResourceExhausted", "ModelNotInstal
     description="A failed run of an API job: retried when the failure was the infrastructure's, else the job fails with the run's error.",
 )
 def job_failure_sensor(context: dg.RunFailureSensorContext, jobs: JobStoreResource):
-    job_id = context.dagster_run.tags.get(JOB_ID_TAG)
-    if not job_id:
-        return None
-    job = jobs.store.get_job(job_id)
-    if job is None or job.status not in ("pending", "processing"):
-        return None
+    tags = context.dagster_run.tags
+    job_ids = [j for j in tags.get(JOB_IDS_TAG, tags.get(JOB_ID_TAG, "")).split(",") if j]
     failures = context.get_step_failure_events()
     data = failures[0].step_failure_data if failures else None
     if data and data.error:
@@ -111,18 +139,25 @@ def job_failure_sensor(context: dg.RunFailureSensorContext, jobs: JobStoreResour
         code = str(metadata["error_code"].value) if "error_code" in metadata else "InternalError"
     else:
         message, code = (context.failure_event.message or "The render run failed."), "InternalError"
-    if code not in FINAL_ERROR_CODES and job.attempts < get_settings().job_max_attempts:
-        attempt = job.attempts + 1
-        jobs.store.retry_job(job_id, attempt)
-        context.log.info(
-            f"{job_id}: run {context.dagster_run.run_id} failed ({message}); retrying, attempt {attempt}"
-        )
-        return run_request_for(job, attempt)
-    jobs.store.fail_job(
-        job_id, code, message, {"run_id": context.dagster_run.run_id, "attempts": job.attempts}
-    )
-    context.log.info(f"{job_id}: failed for good: {message}")
-    return None
+    for job_id in job_ids:
+        job = jobs.store.get_job(job_id)
+        if job is None or job.status not in ("pending", "processing"):
+            continue
+        if code not in FINAL_ERROR_CODES and job.attempts < get_settings().job_max_attempts:
+            attempt = job.attempts + 1
+            jobs.store.retry_job(job_id, attempt)
+            context.log.info(
+                f"{job_id}: run {context.dagster_run.run_id} failed ({message}); retrying, attempt {attempt}"
+            )
+            yield run_request_for(job, attempt)
+        else:
+            jobs.store.fail_job(
+                job_id,
+                code,
+                message,
+                {"run_id": context.dagster_run.run_id, "attempts": job.attempts},
+            )
+            context.log.info(f"{job_id}: failed for good: {message}")
 
 
 @dg.sensor(
@@ -138,7 +173,7 @@ def job_reconciler_sensor(
     run_requests = []
     for job in jobs.store.open_jobs(older_than_seconds=settings.job_stale_seconds):
         records = context.instance.get_run_records(
-            filters=dg.RunsFilter(tags={JOB_ID_TAG: job.id}), limit=1
+            filters=dg.RunsFilter(tags={job_tag(job.id): "1"}), limit=1
         )
         latest = records[0].dagster_run if records else None
         if latest is None:

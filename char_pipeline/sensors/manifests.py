@@ -118,7 +118,12 @@ def manifest_results_sensor(
             run = latest_by_row[row["row"]]
             base = {"reference_image_id": row["reference_image_id"], "run_id": run.run_id}
             if run.is_success and store.exists(outcome_key(version, row["row"])):
-                outcomes[row["row"]] = {**base, **store.read_json(outcome_key(version, row["row"]))}
+                manifest_path = open_root(state["manifest"], get_settings().s3_endpoint_url)
+                result = store.read_json(outcome_key(version, row["row"]))
+                outcomes[row["row"]] = {
+                    **base,
+                    **manifests.copy_to_prefix(store, result, row, manifest_path),
+                }
             else:
                 outcomes[row["row"]] = {
                     **base,

@@ -30,3 +30,25 @@ def reference_upload_sensor(
             for reference_id in new_ids
         ],
     )
+
+
+@dg.sensor(
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Removes reference partitions whose upload is gone from the artifact store.",
+)
+def reference_prune_sensor(
+    context: dg.SensorEvaluationContext, store: ArtifactStore
+) -> dg.SensorResult:
+    uploads = set(catalog.list_uploads(store))
+    gone = sorted(
+        k
+        for k in context.instance.get_dynamic_partitions(reference_partitions.name)
+        if k not in uploads
+    )
+    if not gone:
+        return dg.SensorResult(skip_reason="Every partition has its upload.")
+    context.log.info(f"Pruning {len(gone)} partitions without uploads: {', '.join(gone[:20])}")
+    return dg.SensorResult(
+        dynamic_partitions_requests=[reference_partitions.build_delete_request(gone)]
+    )

@@ -84,3 +84,51 @@ def test_batch_validation(api, auth, present_id):
         json={"tasks": _tasks(api, auth, present_id)[:1]},
     )
     assert_envelope(bad_header, 422, "UnprocessableEntity")
+
+
+def test_async_batch_tasks_of_one_reference_share_a_run(api, auth, present_id, tmp_path):
+    import dagster as dg
+
+    from char_pipeline.definitions import build_definitions
+    from char_pipeline.sensors.jobs import job_submission_sensor
+
+    def task(seed, resolution="64x64"):
+        z = api.post(f"/v1/control/latent?length=3&seed={seed}", headers=auth).json()["z_sequence"]
+        return {
+            "reference_image_id": present_id,
+            "control_type": "latent",
+            "z_sequence": z,
+            "resolution": resolution,
+            "fps": 8,
+        }
+
+    body = {"tasks": [task(501), task(502), task(503, "96x64")], "async": True}
+    answer = api.post(
+        "/v1/batch/video", headers={**auth, "X-Instance-Count": "2"}, json=body
+    ).json()
+    job_ids = [t["job_id"] for t in answer["tasks"]]
+    defs = build_definitions(api.state.settings)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        resources = {"jobs": defs.resources["jobs"]}
+        result = job_submission_sensor(
+            dg.build_sensor_context(instance=instance, resources=resources)
+        )
+        mine = [
+            r for r in result.run_requests if set(r.tags["char/job_ids"].split(",")) & set(job_ids)
+        ]
+        assert sorted(len(r.tags["char/job_ids"].split(",")) for r in mine) == [1, 2]
+        grouped = next(r for r in mine if "," in r.tags["char/job_ids"])
+        assert grouped.tags["char/instance_count"] == "2" and "char/job_id" not in grouped.tags
+        instance.add_dynamic_partitions("reference_image_id", [present_id])
+        run = defs.resolve_job_def("render_request_job").execute_in_process(
+            run_config=grouped.run_config,
+            instance=instance,
+            partition_key=present_id,
+            tags=grouped.tags,
+        )
+        assert run.success
+        assert run.asset_materializations_for_node("frames")[0].metadata["workers"].value == 2
+    for job_id in job_ids[:2]:
+        job = api.get(f"/v1/jobs/{job_id}", headers=auth).json()
+        assert job["status"] == "completed" and job["result"]["frames"] == 3
+    assert api.get(f"/v1/jobs/{job_ids[2]}", headers=auth).json()["status"] == "pending"

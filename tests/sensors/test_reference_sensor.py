@@ -2,7 +2,7 @@ import dagster as dg
 
 from char_pipeline import catalog
 from char_pipeline.assets.partitions import reference_partitions
-from char_pipeline.sensors.references import reference_upload_sensor
+from char_pipeline.sensors.references import reference_prune_sensor, reference_upload_sensor
 
 
 def test_new_uploads_become_partitions_and_runs_once(store, image_paths, tmp_path):
@@ -21,3 +21,18 @@ def test_new_uploads_become_partitions_and_runs_once(store, image_paths, tmp_pat
         )
         assert not again.run_requests and not again.dynamic_partitions_requests
         assert again.skip_reason is not None
+
+
+def test_partitions_without_uploads_are_pruned(store, image_paths, tmp_path):
+    upload = catalog.save_upload(store, image_paths["present"].read_bytes(), "p.png")
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions(
+            reference_partitions.name, [upload.reference_image_id, "ref_deleted00"]
+        )
+        result = reference_prune_sensor(
+            dg.build_sensor_context(instance=instance, resources={"store": store})
+        )
+    (request,) = result.dynamic_partitions_requests
+    assert isinstance(request, dg.DeleteDynamicPartitionsRequest) and request.partition_keys == [
+        "ref_deleted00"
+    ]

@@ -100,7 +100,8 @@ def batch_video(
                     )
             return JSONResponse({"results": results}, headers=headers)
         batch_id = "job_" + secrets.token_hex(8)
-        tasks = []
+        tasks: list[dict] = []
+        specs, ttls, positions = [], [], []
         for index, task, plan in plans:
             if isinstance(plan, dict):
                 tasks.append(
@@ -113,15 +114,30 @@ def batch_video(
                 )
                 continue
             z_sequence, _, task_etag = plan
-            job = renders.submit_video(
-                task, z_sequence, task_etag, gpu, count, key.id, custom_cache_duration_seconds
+            # Tasks for one reference that share size, rate and format render in one run.
+            group = (
+                f"{batch_id}:{task.reference_image_id}:{task.resolution}:{task.fps}:{task.format}"
             )
-            tasks.append(
-                {
-                    "task_index": index,
-                    "job_id": job.id,
-                    "status_url": f"{state.settings.base_url}/v1/jobs/{job.id}",
-                }
+            specs.append(
+                renders.job_spec(
+                    task,
+                    z_sequence,
+                    task_etag,
+                    gpu,
+                    count,
+                    key.id,
+                    custom_cache_duration_seconds,
+                    group,
+                )
+            )
+            ttls.append(task.url_ttl)
+            positions.append(len(tasks))
+            tasks.append({"task_index": index})
+        for position, job in zip(
+            positions, renders.create_jobs(specs, ttls) if specs else [], strict=True
+        ):
+            tasks[position].update(
+                job_id=job.id, status_url=f"{state.settings.base_url}/v1/jobs/{job.id}"
             )
         state.jobs.create_job(
             kind="batch",
