@@ -28,6 +28,16 @@ from char_pipeline.engine.controls import (
 from char_pipeline.engine.encode import VideoWriter, probe_video
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.identity import cosine_similarity, extract_identity
+from char_pipeline.engine.metrics import (
+    MAX_COLOUR_DISTANCE,
+    MAX_JITTER,
+    MAX_WARP_ERROR,
+    MIN_IDENTITY_COSINE,
+    TemporalCoherence,
+    colour_distance,
+    colour_histogram,
+    joint_jitter,
+)
 from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequence, text_sequence
 from char_pipeline.engine.render import parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
@@ -167,6 +177,7 @@ def frames(
     character = processing.load_character(store, reference_id, subject_mask)
     scene = processing.prepare_scene(renderer, character, width, height, config.background)
     reference_vector = processing.load_npy(store, identity_features["key"])
+    reference_histogram = colour_histogram(character.rgb, character.soft_mask)
     previews: dict[str, np.ndarray] = {}
 
     def render_control(name: str, control: dict) -> tuple[str, dict, float]:
@@ -174,6 +185,7 @@ def frames(
         z_sequence = processing.load_npy(store, control["key"])
         count, middle = len(z_sequence), len(z_sequence) // 2
         similarity: list[float] = []
+        colour: list[float] = []
         last_report = [0.0]
         started = time.perf_counter()
 
@@ -184,6 +196,7 @@ def frames(
                 similarity.append(
                     cosine_similarity(reference_vector, extract_identity(frame, alpha).vector)
                 )
+                colour.append(colour_distance(reference_histogram, colour_histogram(frame, alpha)))
             if name in job_ids and (time.monotonic() - last_report[0] > 0.5 or index + 1 == count):
                 last_report[0] = time.monotonic()
                 jobs.store.update_progress(
@@ -198,7 +211,9 @@ def frames(
         record = {
             "frames": count,
             "prefix": f"frames/{reference_id}/{name}",
+            "sequence_key": control["key"],
             "identity_cosine": [round(v, 4) for v in similarity],
+            "colour_distance": [round(v, 4) for v in colour],
         }
         return name, record, round(time.perf_counter() - started, 3)
 
@@ -244,7 +259,27 @@ class VideoConfig(dg.Config):
             "video_decodes",
             asset="video",
             description="Every video decodes back with the frame count, size and codec asked for.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            "identity_preserved",
+            asset="video",
+            description=f"Masked cnn-embedding cosine of sampled frames vs the reference ≥ {MIN_IDENTITY_COSINE}.",
+        ),
+        dg.AssetCheckSpec(
+            "colour_consistent",
+            asset="video",
+            description=f"HSV-histogram Bhattacharyya distance of the subject vs the reference ≤ {MAX_COLOUR_DISTANCE}.",
+        ),
+        dg.AssetCheckSpec(
+            "temporally_coherent",
+            asset="video",
+            description=f"Mean DIS-flow warping error between consecutive frames ≤ {MAX_WARP_ERROR} (0–255).",
+        ),
+        dg.AssetCheckSpec(
+            "low_jitter",
+            asset="video",
+            description=f"Mean joint-track acceleration ≤ {MAX_JITTER} subject heights/frame².",
+        ),
     ],
 )
 def video(
@@ -257,10 +292,12 @@ def video(
     reference_id = context.partition_key
     width, height = frames["width"], frames["height"]
     videos, problems = [], []
+    coherence: dict[str, TemporalCoherence] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, rendered in frames["controls"].items():
             job_id = name if name in config.job_results else None
-            for video_format in config.formats:
+            coherence[name] = TemporalCoherence()
+            for format_index, video_format in enumerate(config.formats):
                 local = Path(folder) / f"{name}.{video_format}"
                 started = time.perf_counter()
                 if job_id:
@@ -275,6 +312,8 @@ def video(
                         )
                         for index, frame in enumerate(frames_in):
                             writer.write(frame)
+                            if format_index == 0:
+                                coherence[name].add(frame)
                             if job_id and time.monotonic() - last_report > 2.0:
                                 # Long encodes keep reporting, so the reconciler sees a live run.
                                 last_report = time.monotonic()
@@ -356,4 +395,44 @@ def video(
         check_name="video_decodes",
         passed=not problems,
         metadata={"videos_checked": len(videos), "problems": dg.MetadataValue.json(problems)},
+    )
+    yield from quality_checks(frames, coherence, store)
+
+
+def quality_checks(frames: dict, coherence: dict, store: ArtifactStore):
+    """The four quality asset checks, each with its figure per control sequence."""
+    controls = frames["controls"]
+    identity = {name: min(c.get("identity_cosine") or [1.0]) for name, c in controls.items()}
+    colour = {name: max(c.get("colour_distance") or [0.0]) for name, c in controls.items()}
+    warp = {name: round(tracker.mean, 3) for name, tracker in coherence.items()}
+    warp_p95 = {name: round(tracker.p95, 3) for name, tracker in coherence.items()}
+    jitter = {
+        name: round(joint_jitter(processing.load_npy(store, c["sequence_key"])), 5)
+        if c.get("sequence_key")
+        else 0.0
+        for name, c in controls.items()
+    }
+    yield dg.AssetCheckResult(
+        check_name="identity_preserved",
+        passed=all(v >= MIN_IDENTITY_COSINE for v in identity.values()),
+        metadata={"min_cosine": dg.MetadataValue.json(identity), "threshold": MIN_IDENTITY_COSINE},
+    )
+    yield dg.AssetCheckResult(
+        check_name="colour_consistent",
+        passed=all(v <= MAX_COLOUR_DISTANCE for v in colour.values()),
+        metadata={"max_distance": dg.MetadataValue.json(colour), "threshold": MAX_COLOUR_DISTANCE},
+    )
+    yield dg.AssetCheckResult(
+        check_name="temporally_coherent",
+        passed=all(v <= MAX_WARP_ERROR for v in warp.values()),
+        metadata={
+            "mean_warp_error": dg.MetadataValue.json(warp),
+            "p95_warp_error": dg.MetadataValue.json(warp_p95),
+            "threshold": MAX_WARP_ERROR,
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="low_jitter",
+        passed=all(v <= MAX_JITTER for v in jitter.values()),
+        metadata={"jitter": dg.MetadataValue.json(jitter), "threshold": MAX_JITTER},
     )

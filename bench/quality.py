@@ -1,0 +1,50 @@
+"""Print the quality figures of the demo batch (run `make demo` first).
+
+Run: .venv/bin/python bench/quality.py
+Reads the asset-check evaluations that the demo's runs recorded in the project-local Dagster
+instance: identity cosine, colour distance, temporal warping error and joint jitter per video.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from char_pipeline.settings import get_settings
+
+
+def main() -> None:
+    os.environ["DAGSTER_HOME"] = str(get_settings().dagster_home)
+    rows: dict[tuple[str, str], dict] = {}
+    with dg.DagsterInstance.get() as instance:
+        for run in instance.get_runs(filters=dg.RunsFilter(tags={"char/source": "demo"}), limit=50):
+            partition = run.tags.get("dagster/partition", "?")
+            for record in instance.all_logs(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            ):
+                evaluation = record.dagster_event.event_specific_data
+                for field, key in (
+                    ("min_cosine", "identity"),
+                    ("max_distance", "colour"),
+                    ("mean_warp_error", "warp"),
+                    ("jitter", "jitter"),
+                ):
+                    if field in evaluation.metadata:
+                        for control, value in evaluation.metadata[field].value.items():
+                            rows.setdefault((partition, control), {})[key] = value
+    if not rows:
+        raise SystemExit("No demo runs found: run `make demo` first.")
+    print(f"{'reference':<24}{'control':<8}{'identity':>9}{'colour':>8}{'warp':>7}{'jitter':>9}")
+    seen = set()
+    for (partition, control), figures in sorted(rows.items()):
+        if (partition, control) in seen:
+            continue
+        seen.add((partition, control))
+        print(
+            f"{partition:<24}{control:<8}{figures.get('identity', 0):>9.3f}{figures.get('colour', 0):>8.3f}{figures.get('warp', 0):>7.2f}{figures.get('jitter', 0):>9.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
