@@ -9,11 +9,7 @@ Rate limits are raised for the run (CHAR_RATE_LIMIT*) so they do not cap the mea
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,11 +21,8 @@ from pathlib import Path
 import httpx
 import skimage
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.live_server import LiveServer
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -48,63 +41,18 @@ def main() -> None:
     parser.add_argument("--skip-jobs", action="store_true", help="only frames and job polling")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="char_bench_"))
-    api_port, dagster_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "CHAR_PIPELINE_HOME": str(home),
-        "CHAR_RATE_LIMIT": "1000000/minute",
-        "CHAR_RATE_LIMIT_BURST": "1000000/second",
-        "CHAR_SENSOR_INTERVAL_SECONDS": "1",
-    }
-    env.pop("DAGSTER_HOME", None)
-    key = json.loads(
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "char_pipeline.cli",
-                "keys",
-                "create",
-                "--name",
-                "bench",
-                "--json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )["api_key"]
-    headers = {"Authorization": f"Bearer {key}"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "char_pipeline.cli",
-            "serve",
-            "--api-port",
-            str(api_port),
-            "--dagster-port",
-            str(dagster_port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server = LiveServer(
+        Path(tempfile.mkdtemp(prefix="char_bench_")),
+        CHAR_RATE_LIMIT="1000000/minute",
+        CHAR_RATE_LIMIT_BURST="1000000/second",
+        CHAR_SENSOR_INTERVAL_SECONDS="1",
     )
-    base = f"http://127.0.0.1:{api_port}"
+    key = server.create_key("bench")["api_key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    base = server.base_url
+    server.start(timeout=120)
     try:
         client = httpx.Client(base_url=base, timeout=120, headers=headers)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not start")
-            time.sleep(0.5)
         image = Path(skimage.__file__).parent / "data" / "astronaut.png"
         with image.open("rb") as handle:
             reference_id = client.post(
@@ -244,8 +192,7 @@ def main() -> None:
                 f"GET /v1/jobs/{{id}}: {rate:.0f} requests/s ({args.threads} Python client threads on the same cores, 1 API worker)"
             )
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=60)
+        server.stop()
 
 
 if __name__ == "__main__":

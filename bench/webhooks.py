@@ -11,12 +11,8 @@ back within 2 minutes.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,8 +22,8 @@ import httpx
 import skimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.live_server import LiveServer
 from tests.receiver import Receiver
-from tests.test_serve_e2e import _free_port
 
 
 def main() -> None:
@@ -35,69 +31,23 @@ def main() -> None:
     parser.add_argument("--latency-jobs", type=int, default=20)
     parser.add_argument("--burst", type=int, default=200)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="char_hooks_"))
-    env = {
-        **os.environ,
-        "CHAR_PIPELINE_HOME": str(home),
-        "CHAR_OUTBOUND_ALLOW": "127.0.0.1",
-        "CHAR_RATE_LIMIT": "1000000/minute",
-        "CHAR_RATE_LIMIT_BURST": "1000000/second",
-    }
-    env.pop("DAGSTER_HOME", None)
-    key = json.loads(
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "char_pipeline.cli",
-                "keys",
-                "create",
-                "--name",
-                "bench",
-                "--json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+    server = LiveServer(
+        Path(tempfile.mkdtemp(prefix="char_hooks_")),
+        CHAR_OUTBOUND_ALLOW="127.0.0.1",
+        CHAR_RATE_LIMIT="1000000/minute",
+        CHAR_RATE_LIMIT_BURST="1000000/second",
     )
-    api_port, dagster_port = _free_port(), _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "char_pipeline.cli",
-            "serve",
-            "--api-port",
-            str(api_port),
-            "--dagster-port",
-            str(dagster_port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    key = server.create_key("bench")
+    server.start(timeout=120)
     try:
         with (
             Receiver([key["webhook_secret"]]) as receiver,
             httpx.Client(
-                base_url=f"http://127.0.0.1:{api_port}",
+                base_url=server.base_url,
                 timeout=60,
                 headers={"Authorization": f"Bearer {key['api_key']}"},
             ) as client,
         ):
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("server did not start")
-                time.sleep(0.5)
             image = Path(skimage.__file__).parent / "data" / "chelsea.png"
             with image.open("rb") as handle:
                 reference_id = client.post(
@@ -158,8 +108,7 @@ def main() -> None:
                 f"{len(receiver.requests)} requests, all verified: {all(r['verified'] for r in receiver.requests)}"
             )
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        server.wait(timeout=60)
+        server.stop()
 
 
 if __name__ == "__main__":
