@@ -39,7 +39,7 @@ run_coordinator:
         limit: 1
 sensors:
   use_threads: true
-  num_workers: 4
+  num_workers: 8
 run_monitoring:
   # Runs whose worker process died (killed, machine restarted) are marked failed, so the
   # job failure sensor can retry them.
