@@ -54,7 +54,12 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    # A dagster.yaml written by an older char-pipeline is refreshed; one edited by hand (no
+    # marker line) is left alone.
+    if not config.exists() or (
+        config.read_text().startswith(DAGSTER_YAML.splitlines()[0])
+        and config.read_text() != DAGSTER_YAML
+    ):
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home

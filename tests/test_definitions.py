@@ -26,3 +26,19 @@ def test_importing_definitions_does_not_load_heavy_libraries():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == ""
+
+
+def test_dagster_yaml_is_refreshed_unless_edited(tmp_path, monkeypatch):
+    from char_pipeline.runner import DAGSTER_YAML, prepare_dagster_home
+    from char_pipeline.settings import Settings
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    settings = Settings(pipeline_home=tmp_path)
+    config = tmp_path / "dagster" / "dagster.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(DAGSTER_YAML.splitlines()[0] + "\ntelemetry:\n  enabled: false\n")
+    prepare_dagster_home(settings)
+    assert config.read_text() == DAGSTER_YAML
+    config.write_text("telemetry:\n  enabled: false\n")
+    prepare_dagster_home(settings)
+    assert config.read_text() == "telemetry:\n  enabled: false\n"
