@@ -70,6 +70,8 @@ class TextControlOut(BaseModel):
     model: str
     motion: str
     overlay: str | None
+    matcher: Literal["minilm", "keyword"]
+    similarity: float | None = None
     z_sequence: list[list[float]]
 
 

@@ -61,6 +61,7 @@ class ControlsConfig(dg.Config):
         description="Motion whose keypoint track drives 'pose' when no file is given.",
     )
     text_prompt: str = "wave hello"
+    text_model: str = Field(default="custom-nlp", description="custom-nlp (MiniLM) or keyword.")
     latent_seed: int = 7
     latent_distribution: str = "gaussian"
     sequences: dict[str, str] = Field(
@@ -89,7 +90,7 @@ def _build_control(
         z = encode_pose_sequence([keypoints_from_json(frame) for frame in frames], rest)
         return z, {"keypoints": source}
     if control_type == "text":
-        z, plan = text_sequence(config.text_prompt, config.steps)
+        z, plan = text_sequence(config.text_prompt, config.steps, model=config.text_model)
         return z, {"prompt": config.text_prompt, "motion": plan.primary, "overlay": plan.overlay}
     if control_type == "latent":
         z = latent_sequence(config.steps, config.latent_seed, config.latent_distribution)

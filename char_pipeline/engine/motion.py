@@ -281,10 +281,15 @@ class MotionPlan:
     overlay: str | None
     params: MotionParams
     matched_words: tuple[str, ...]
+    similarity: float | None = None  # MiniLM cosine when the motion was chosen by meaning
 
 
-def plan_motion(prompt: str) -> MotionPlan:
-    """Pick the motion(s) and modifiers a prompt describes; unknown prompts idle."""
+def plan_motion(prompt: str, model: str = "keyword") -> MotionPlan:
+    """Pick the motion(s) and modifiers a prompt describes.
+
+    Words of the motion library decide first. Without one, model "custom-nlp" takes the
+    motion whose description is nearest in MiniLM space (engine/text.py); "keyword" idles.
+    """
     if not prompt or not prompt.strip():
         raise InvalidInputError("The prompt is empty; describe the motion, e.g. 'wave hello'.")
     tokens = _TOKEN.findall(prompt.lower())
@@ -297,6 +302,13 @@ def plan_motion(prompt: str) -> MotionPlan:
     if while_at is not None:
         found.sort(key=lambda f: (f[0] > while_at, f[0]))
     primary = found[0][1] if found else "idle"
+    similarity = None
+    if not found and model == "custom-nlp":
+        from char_pipeline.engine.text import MIN_SIMILARITY, nearest_motion
+
+        nearest, similarity = nearest_motion(prompt)
+        if similarity >= MIN_SIMILARITY:
+            primary = nearest
     overlay = found[1][1] if len(found) > 1 else None
     speed = float(np.prod([_SPEED_WORDS[w] for w in tokens if w in _SPEED_WORDS] or [1.0]))
     amplitude = float(
@@ -309,7 +321,7 @@ def plan_motion(prompt: str) -> MotionPlan:
     elif "right" in tokens:
         direction = 1.0
     params = MotionParams(speed=speed, amplitude=amplitude, direction=direction, repeats=repeats)
-    return MotionPlan(primary, overlay, params, tuple(f[2] for f in found))
+    return MotionPlan(primary, overlay, params, tuple(f[2] for f in found), similarity)
 
 
 def motion_sequence(plan: MotionPlan, steps: int) -> np.ndarray:
@@ -332,6 +344,6 @@ def motion_sequence(plan: MotionPlan, steps: int) -> np.ndarray:
     return z
 
 
-def text_sequence(prompt: str, steps: int) -> tuple[np.ndarray, MotionPlan]:
-    plan = plan_motion(prompt)
+def text_sequence(prompt: str, steps: int, model: str = "keyword") -> tuple[np.ndarray, MotionPlan]:
+    plan = plan_motion(prompt, model)
     return motion_sequence(plan, steps), plan

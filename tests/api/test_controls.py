@@ -67,3 +67,25 @@ def test_latent_control_is_seeded(api, auth):
     assert_envelope(
         api.post("/v1/control/latent?length=0", headers=auth), 422, "UnprocessableEntity"
     )
+
+
+def test_text_control_models(api, auth, present_id):
+    semantic = api.post(
+        "/v1/control/text",
+        headers=auth,
+        json={
+            "reference_image_id": present_id,
+            "prompt": "celebrate the victory",
+            "steps": 4,
+            "model": "custom-nlp",
+        },
+    ).json()
+    assert (semantic["matcher"], semantic["motion"]) == ("minilm", "clap") and semantic[
+        "similarity"
+    ] > 0.2
+    literal = api.post(
+        "/v1/control/text",
+        headers=auth,
+        json={"reference_image_id": present_id, "prompt": "celebrate the victory", "steps": 4},
+    ).json()
+    assert (literal["model"], literal["matcher"], literal["motion"]) == ("clip", "keyword", "idle")

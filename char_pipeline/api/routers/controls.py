@@ -51,13 +51,20 @@ def text_control(body: TextControlIn, state: AppState = Depends(app_state)) -> d
     References(state).metadata(body.reference_image_id)  # 404 for unknown references
     if body.steps > MAX_STEPS:
         raise ApiError(422, f"steps must be at most {MAX_STEPS}.", details={"field": "steps"})
-    z_sequence, plan = text_sequence(body.prompt, body.steps)
+    # 'custom-nlp' is MiniLM; 'clip' has no local CLIP text model here, so it is served by the
+    # motion library's keywords — the response says which matcher answered.
+    matcher = "minilm" if body.model == "custom-nlp" else "keyword"
+    z_sequence, plan = text_sequence(
+        body.prompt, body.steps, model="custom-nlp" if matcher == "minilm" else "keyword"
+    )
     return {
         "reference_image_id": body.reference_image_id,
         "steps": body.steps,
         "model": body.model,
         "motion": plan.primary,
         "overlay": plan.overlay,
+        "matcher": matcher,
+        "similarity": None if plan.similarity is None else round(plan.similarity, 4),
         "z_sequence": [_round(z) for z in z_sequence],
     }
 

