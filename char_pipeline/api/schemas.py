@@ -106,7 +106,9 @@ class FrameIn(Weights):
     frame_index: int = Field(default=0, ge=0)
 
 
-class VideoIn(Weights):
+class VideoTask(Weights):
+    """One video to render: the body of /v1/generate/video and each task of a batch."""
+
     reference_image_id: str
     control_type: Literal["pose", "text", "latent"]
     z_sequence: list[list[float]] = Field(min_length=1)
@@ -114,26 +116,18 @@ class VideoIn(Weights):
     resolution: str = Resolution
     fps: int = Field(default=30, ge=1, le=120)
     model: Literal["gan", "diffusion", "transformer"] = "gan"
+    callback_url: str | None = Field(default=None, max_length=2000)
+    include_mask: bool = False
+
+
+class VideoIn(VideoTask):
     async_: bool = Field(default=False, alias="async")
-    callback_url: str | None = Field(default=None, max_length=2000)
-    include_mask: bool = False
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class BatchTask(Weights):
-    reference_image_id: str
-    control_type: Literal["pose", "text", "latent"]
-    z_sequence: list[list[float]] = Field(min_length=1)
-    format: Literal["mp4", "gif"] = "mp4"
-    resolution: str = Resolution
-    fps: int = Field(default=30, ge=1, le=120)
-    model: Literal["gan", "diffusion", "transformer"] = "gan"
-    callback_url: str | None = Field(default=None, max_length=2000)
-    include_mask: bool = False
-    async_: bool = Field(default=True, alias="async", exclude=True)
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class BatchTask(VideoTask):
+    """A batch task: a video without its own async flag (the batch has one)."""
 
 
 class BatchIn(Strict):
