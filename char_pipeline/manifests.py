@@ -7,6 +7,7 @@ Columns are documented in docs/manifests.md. Only ``reference_image`` and
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import re
@@ -81,9 +82,9 @@ class ManifestCheck:
         }
 
 
-def manifest_version(path: UPath) -> str:
+def manifest_version(data: bytes) -> str:
     """Changes whenever the file's bytes change: an edited manifest is a new version."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def list_manifests(root: UPath) -> list[UPath]:
@@ -99,12 +100,11 @@ def list_manifests(root: UPath) -> list[UPath]:
     )
 
 
-def read_manifest(path: UPath) -> pd.DataFrame:
-    with path.open("rb") as handle:
-        if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(handle)
-        else:
-            frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
+def read_manifest(data: bytes, suffix: str) -> pd.DataFrame:
+    if suffix.lower() == ".parquet":
+        frame = pd.read_parquet(io.BytesIO(data))
+    else:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     return frame
 
@@ -134,11 +134,15 @@ def _integer(
     return number
 
 
-def check_manifest(path: UPath, *, check_url=None) -> ManifestCheck:
-    """Validate every row; good rows come back normalised with defaults filled in."""
-    check = ManifestCheck(name=path.name, version=manifest_version(path))
+def check_manifest(path: UPath, *, data: bytes | None = None, check_url=None) -> ManifestCheck:
+    """Validate every row; good rows come back normalised with defaults filled in.
+
+    ``data`` is the file's bytes when the caller has read them already.
+    """
+    data = path.read_bytes() if data is None else data
+    check = ManifestCheck(name=path.name, version=manifest_version(data))
     try:
-        frame = read_manifest(path)
+        frame = read_manifest(data, path.suffix)
     except Exception as exc:  # pandas raises many kinds for unreadable files
         check.problems.append(
             RowProblem(0, "", f"the file could not be read as {path.suffix[1:].upper()}: {exc}")

@@ -42,10 +42,13 @@ def manifest_sensor(context: dg.SensorEvaluationContext, store: ArtifactStore) -
     allow = parse_allowlist(settings.outbound_allow)
     run_requests, new_references = [], set()
     for path in manifests.list_manifests(root):
-        version = manifests.manifest_version(path)
+        data = path.read_bytes()
+        version = manifests.manifest_version(data)
         if seen.get(path.name) == version:
             continue
-        check = manifests.check_manifest(path, check_url=lambda url: check_outbound_url(url, allow))
+        check = manifests.check_manifest(
+            path, data=data, check_url=lambda url: check_outbound_url(url, allow)
+        )
         manifests.register_references(
             check, path, store, max_bytes=settings.max_image_bytes, allow=allow
         )

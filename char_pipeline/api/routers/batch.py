@@ -10,7 +10,7 @@ from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.errors import ApiError
 from char_pipeline.api.idempotency import Idempotency
 from char_pipeline.api.schemas import BatchIn
-from char_pipeline.api.service import Renders, gpu_settings
+from char_pipeline.api.service import Renders, etag_matches, gpu_settings
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.jobstore import ApiKey
 
@@ -67,7 +67,7 @@ def batch_video(
             ).hexdigest()[:40]
         )
         headers = {"ETag": f'"{etag}"'}
-        if if_none_match and f'"{etag}"' in [t.strip() for t in if_none_match.split(",")]:
+        if etag_matches(if_none_match, f'"{etag}"'):
             return Response(status_code=304, headers=headers)
         limit = state.settings.sync_max_frames
         frames = [len(p[2][0]) for p in planned]

@@ -4,15 +4,11 @@ from fastapi.responses import JSONResponse
 from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.idempotency import Idempotency
 from char_pipeline.api.schemas import FrameIn, JobAccepted, VideoIn
-from char_pipeline.api.service import Renders, gpu_settings
+from char_pipeline.api.service import Renders, etag_matches, gpu_settings
 from char_pipeline.jobstore import ApiKey
 
 router = APIRouter(prefix="/v1/generate", tags=["Frame Generation"])
 WRITE = require_scope("generate:write")
-
-
-def _not_modified(if_none_match: str | None, etag: str) -> bool:
-    return bool(if_none_match) and f'"{etag}"' in [tag.strip() for tag in if_none_match.split(",")]
 
 
 @router.post(
@@ -33,7 +29,7 @@ def generate_frame(
         renders = Renders(state)
         mask_record, etag = renders.frame(body, gpu)
         headers = {"ETag": f'"{etag}"'}
-        if _not_modified(if_none_match, etag):
+        if etag_matches(if_none_match, f'"{etag}"'):
             return Response(status_code=304, headers=headers)
         result = renders.render_frame(body, mask_record, etag, custom_cache_duration_seconds)
         return JSONResponse(result, headers=headers)
@@ -65,7 +61,7 @@ def generate_video(
         renders.check_callback(body.callback_url)
         z_sequence, mask_record, etag = renders.video_plan(body, gpu)
         headers = {"ETag": f'"{etag}"'}
-        if _not_modified(if_none_match, etag):
+        if etag_matches(if_none_match, f'"{etag}"'):
             return Response(status_code=304, headers=headers)
         if body.async_ or len(z_sequence) > state.settings.sync_max_frames:
             job = renders.submit_video(

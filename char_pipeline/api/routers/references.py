@@ -7,7 +7,7 @@ from char_pipeline import catalog, processing
 from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.errors import ApiError
 from char_pipeline.api.schemas import IdentityFeaturesOut, ReferenceMetadata, ReferenceUploaded
-from char_pipeline.api.service import References
+from char_pipeline.api.service import References, etag_matches
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.identity import extract_identity
 from char_pipeline.engine.images import decode_png
@@ -65,7 +65,7 @@ def get_mask(
     png = state.store.read_bytes(mask_record["mask_key"])
     etag = '"m' + hashlib.sha256(png).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=0, must-revalidate"}
-    if if_none_match and etag in [tag.strip() for tag in if_none_match.split(",")]:
+    if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     if format == "base64":
         body = {
