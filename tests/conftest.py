@@ -50,3 +50,10 @@ def store(tmp_path) -> ArtifactStore:
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1))
+
+
+@pytest.fixture(scope="session")
+def astronaut(image_paths):
+    """A person photo (scikit-image): a reference and its U²-Net-p mask."""
+    reference = load_reference_image(image_paths["astronaut"].read_bytes())
+    return reference, segment_subject(reference)
