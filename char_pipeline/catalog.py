@@ -85,3 +85,7 @@ def save_upload(
 
 def list_uploads(store: ArtifactStore) -> list[str]:
     return [name for name in store.list_dirs("references") if store.exists(upload_meta_key(name))]
+
+
+def job_trajectory_key(job_id: str) -> str:
+    return f"jobs/{job_id}/camera_trajectory.json"

@@ -17,10 +17,14 @@ STEPS = [
     "control_sequences",
     "frames",
     "video",
+    "nerf_model",
+    "nerf_video",
 ]
 
 
-def demo_run_config(resolution: str, steps: int, fps: int, formats: list[str]) -> dict:
+def demo_run_config(
+    resolution: str, steps: int, fps: int, formats: list[str], turntable_frames: int = 48
+) -> dict:
     return {
         # Progress is shown by the demo itself; Dagster's own console log stays quiet.
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
@@ -28,6 +32,7 @@ def demo_run_config(resolution: str, steps: int, fps: int, formats: list[str]) -
             "control_sequences": {"config": {"steps": steps}},
             "frames": {"config": {"resolution": resolution}},
             "video": {"config": {"fps": fps, "formats": formats}},
+            "nerf_video": {"config": {"frames": turntable_frames, "fps": fps}},
         },
     }
 
@@ -71,7 +76,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions(reference_partitions.name, list(references))
     console.print(
-        f"[bold]char_pipeline demo[/]: {len(references)} references × pose/text/latent → MP4 + GIF at {args.resolution}, {args.steps} frames, {args.fps} fps"
+        f"[bold]char_pipeline demo[/]: {len(references)} references × pose/text/latent → MP4 + GIF at {args.resolution}, {args.steps} frames, {args.fps} fps, and a 3D turntable MP4 each"
     )
     console.print(f"Dagster instance: {dagster_home}   artifacts: {settings.artifacts_root}")
 
@@ -96,9 +101,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         outcomes = run_partitions(
             list(references),
-            demo_run_config(args.resolution, args.steps, args.fps, args.formats.split(",")),
+            demo_run_config(
+                args.resolution,
+                args.steps,
+                args.fps,
+                args.formats.split(","),
+                args.turntable_frames,
+            ),
             on_step=on_step,
             tags={"char/source": "demo"},
+            outputs=("video", "nerf_video"),
         )
         for outcome in outcomes:
             progress.update(
@@ -122,7 +134,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"{video['width']}x{video['height']}  {video['duration_s']:.2f}s  {_human_bytes(video['size_bytes'])}  {video['uri']}",
                 soft_wrap=True,
             )
-    total = sum(len(o.videos) for o in outcomes)
+        turntable = (outcome.outputs or {}).get("nerf_video")
+        if turntable:
+            quality = turntable["quality"]
+            console.print(
+                f"   3D      mp4  {turntable['frames']} frames  turntable {turntable['width']}x{turntable['height']}  "
+                f"{quality['frames_per_second']} frames/s  {_human_bytes(turntable['size_bytes'])}  {turntable['uri']}",
+                soft_wrap=True,
+            )
+    total = sum(len(o.videos) + bool((o.outputs or {}).get("nerf_video")) for o in outcomes)
     console.print(
         f"\n{total} videos from {len(outcomes) - failures}/{len(outcomes)} references in {time.perf_counter() - started:.1f}s. See them in the UI: make dev"
     )
@@ -137,6 +157,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from upath import UPath
 
     from char_pipeline import manifests
+    from char_pipeline.assets.jobs import VIDEO_ASSETS
     from char_pipeline.assets.partitions import reference_partitions
     from char_pipeline.definitions import build_resources
     from char_pipeline.runner import prepare_dagster_home, run_partitions
@@ -191,6 +212,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                     "char/manifest_row": str(row["row"]),
                 },
                 outputs=("video", "frames"),
+                asset_selection=VIDEO_ASSETS,
             )
             base = {
                 "reference_image_id": row["reference_image_id"],
@@ -386,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--steps", type=int, default=48, help="frames per video")
     demo.add_argument("--fps", type=int, default=24)
     demo.add_argument("--formats", default="mp4,gif")
+    demo.add_argument(
+        "--turntable-frames", type=int, default=48, help="frames of each 3D turntable (320x240)"
+    )
     demo.add_argument(
         "--references", default="", help="comma-separated subset, e.g. astronaut,chelsea"
     )

@@ -2,7 +2,13 @@
 
 import dagster as dg
 
-from char_pipeline.assets.jobs import reference_job, render_job, render_request_job
+from char_pipeline.assets.jobs import (
+    nerf_request_job,
+    reference_job,
+    render_job,
+    render_request_job,
+)
+from char_pipeline.assets.nerf import nerf_model, nerf_video
 from char_pipeline.assets.references import identity_features, reference_image, subject_mask
 from char_pipeline.assets.rendering import control_sequences, frames, video
 from char_pipeline.resources.compute import ComputeFleet
@@ -38,13 +44,22 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
-ASSETS = [reference_image, subject_mask, identity_features, control_sequences, frames, video]
+ASSETS = [
+    reference_image,
+    subject_mask,
+    identity_features,
+    control_sequences,
+    frames,
+    video,
+    nerf_model,
+    nerf_video,
+]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[render_job, reference_job, render_request_job],
+        jobs=[render_job, reference_job, render_request_job, nerf_request_job],
         sensors=[
             reference_upload_sensor,
             reference_prune_sensor,

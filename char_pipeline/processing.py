@@ -195,3 +195,88 @@ def prepare_scene(
     return renderer.prepare(
         character, RenderSettings(width=width, height=height, background=background)
     )
+
+
+def build_nerf(store: ArtifactStore, reference_id: str, mask_record: dict) -> dict:
+    """Build the reference's radiance field; writes nerf_model.npz and its JSON header."""
+    from char_pipeline.engine.nerf import build_radiance_field, reference_psnr
+
+    rgb, _ = load_reference_rgba(store, reference_id)
+    soft = decode_png(store.read_bytes(mask_record["mask_key"]))
+    started = time.perf_counter()
+    model = build_radiance_field(rgb, soft, mask_record["bbox"])
+    data = model.to_bytes()
+    seconds = time.perf_counter() - started
+    key = catalog.reference_key(reference_id, "nerf_model.npz")
+    header_key = catalog.reference_key(reference_id, "nerf_model.json")
+    store.write_bytes(key, data)
+    store.write_json(header_key, model.header())
+    NERF_MODELS.put(key, model)
+    return {
+        "model_key": key,
+        "header_key": header_key,
+        "model_format": "npz",
+        "size_bytes": len(data),
+        "resolution": model.header()["resolution"],
+        "build_seconds": round(seconds, 3),
+        "reference_psnr_db": round(reference_psnr(model), 2),
+    }
+
+
+class ModelCache:
+    """Loaded radiance fields by artifact key: decompressing one costs more than a frame."""
+
+    def __init__(self, capacity: int = 4) -> None:
+        from collections import OrderedDict
+        from threading import Lock
+
+        self.capacity = capacity
+        self._models: OrderedDict = OrderedDict()
+        self._lock = Lock()
+
+    def put(self, key: str, model) -> None:
+        with self._lock:
+            self._models[key] = model
+            self._models.move_to_end(key)
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+
+    def load(self, store: ArtifactStore, key: str):
+        from char_pipeline.engine.nerf import RadianceField
+
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        model = RadianceField.from_bytes(store.read_bytes(key))
+        self.put(key, model)
+        return model
+
+
+NERF_MODELS = ModelCache()
+
+
+def render_nerf_video(
+    model,
+    cameras: list,
+    local_path,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    video_format: str,
+    on_frame: Callable[[int, np.ndarray], None] | None = None,
+):
+    """Render a camera trajectory and stream it into a video: (VideoInfo, TrajectoryStats)."""
+    from char_pipeline.engine.encode import VideoWriter, probe_video
+    from char_pipeline.engine.nerf import TrajectoryStats, render_trajectory
+
+    stats = TrajectoryStats()
+    with VideoWriter(
+        local_path, video_format=video_format, fps=fps, width=width, height=height
+    ) as writer:
+        for index, frame in enumerate(render_trajectory(model, cameras, width, height, stats)):
+            writer.write(frame)
+            if on_frame is not None:
+                on_frame(index, frame)
+    return probe_video(local_path), stats

@@ -97,6 +97,7 @@ def run_partitions(
     on_step: Callable[[str, str, str], None] | None = None,
     tags: dict[str, str] | None = None,
     outputs: tuple[str, ...] = ("video",),
+    asset_selection: list | None = None,
 ) -> list[PartitionOutcome]:
     """Execute render_job once per partition in this process; ``on_step(ref, step, status)``."""
     import dagster as dg
@@ -106,31 +107,27 @@ def run_partitions(
 
     instance = dg.DagsterInstance.get()
     job = defs.resolve_job_def("render_job")
+    step_events = {
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.STEP_SUCCESS,
+        dg.DagsterEventType.STEP_FAILURE,
+    }
     outcomes = []
     for reference_id in reference_ids:
         run_id = make_new_run_id()
         stop = threading.Event()
 
         def watch(run_id=run_id, reference_id=reference_id, stop=stop) -> None:
-            seen = set()
+            cursor = None
             while not stop.is_set():
-                for record in instance.all_logs(
-                    run_id,
-                    of_type={
-                        dg.DagsterEventType.STEP_START,
-                        dg.DagsterEventType.STEP_SUCCESS,
-                        dg.DagsterEventType.STEP_FAILURE,
-                    },
-                ):
-                    if record.storage_id in seen or record.dagster_event is None:
+                connection = instance.get_records_for_run(run_id, cursor=cursor)
+                cursor = connection.cursor
+                for record in connection.records:
+                    event = record.event_log_entry.dagster_event
+                    if event is None or event.event_type not in step_events:
                         continue
-                    seen.add(record.storage_id)
                     if on_step:
-                        on_step(
-                            reference_id,
-                            record.dagster_event.step_key or "",
-                            record.dagster_event.event_type_value,
-                        )
+                        on_step(reference_id, event.step_key or "", event.event_type_value)
                 stop.wait(0.3)
 
         watcher = threading.Thread(target=watch, daemon=True)
@@ -143,6 +140,7 @@ def run_partitions(
             run_id=run_id,
             raise_on_error=False,
             tags=tags or {},
+            asset_selection=asset_selection,
         )
         stop.set()
         watcher.join()

@@ -16,6 +16,12 @@ def test_definitions_load_and_wire():
         "control_sequences",
         "frames",
         "video",
+        "nerf_model",
+        "nerf_video",
+    }
+    assert {node.name for node in defs.resolve_job_def("nerf_request_job").nodes} == {
+        "nerf_model",
+        "nerf_video",
     }
     assert defs.resolve_sensor_def("reference_upload_sensor")
 

@@ -27,6 +27,8 @@ def test_demo_renders_through_a_real_instance(tmp_path):
             "64x64",
             "--fps",
             "8",
+            "--turntable-frames",
+            "6",
         ],
         env=env,
         capture_output=True,
@@ -34,12 +36,16 @@ def test_demo_renders_through_a_real_instance(tmp_path):
         timeout=300,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "12 videos from 2/2 references" in completed.stdout
+    assert "14 videos from 2/2 references" in completed.stdout
+    assert "Traceback" not in completed.stderr, completed.stderr
     videos = sorted((tmp_path / "artifacts" / "videos").rglob("*.mp4"))
-    assert len(videos) == 6
+    assert len(videos) == 8
     for path in videos:
         assert str(path) in completed.stdout.replace("\n", "")
-        assert probe_video(path).frames == 4
+        if path.name == "nerf_turntable.mp4":
+            assert (probe_video(path).frames, probe_video(path).width) == (6, 320)
+        else:
+            assert probe_video(path).frames == 4
     # The runs live in the project-local instance, so `make dev` shows them afterwards.
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         runs = instance.get_runs()

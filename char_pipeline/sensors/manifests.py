@@ -10,7 +10,7 @@ import json
 import dagster as dg
 
 from char_pipeline import manifests
-from char_pipeline.assets.jobs import render_job
+from char_pipeline.assets.jobs import VIDEO_ASSETS, render_job
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.resources.storage import ArtifactStore, open_root
 from char_pipeline.settings import get_settings
@@ -75,6 +75,7 @@ def manifest_sensor(context: dg.SensorEvaluationContext, store: ArtifactStore) -
                     run_key=f"manifest:{path.name}:{version}:{row['row']}",
                     partition_key=row["reference_image_id"],
                     run_config=manifests.row_run_config(row, row["reference_image_id"]),
+                    asset_selection=VIDEO_ASSETS,
                     tags={MANIFEST_TAG: path.name, VERSION_TAG: version, ROW_TAG: str(row["row"])},
                 )
             )

@@ -15,6 +15,7 @@ RUN_CONFIG = {
         "control_sequences": {"config": {"steps": 6}},
         "frames": {"config": {"resolution": "96x64"}},
         "video": {"config": {"fps": 12, "formats": ["mp4", "gif"]}},
+        "nerf_video": {"config": {"frames": 8, "resolution": "96x64"}},
     }
 }
 
@@ -63,8 +64,19 @@ def test_one_partition_end_to_end(setup):
         "colour_consistent",
         "temporally_coherent",
         "low_jitter",
+        "reference_view_psnr",
+        "turntable_silhouette_complete",
     }
     passed = {c.check_name: c.passed for c in checks}
+    assert passed["reference_view_psnr"] and passed["turntable_silhouette_complete"]
+    psnr = next(c for c in checks if c.check_name == "reference_view_psnr")
+    assert psnr.metadata["psnr_db"].value >= 25.0
+    turntable = result.output_for_node("nerf_video")
+    with store.local_copy(turntable["key"]) as path:
+        info = probe_video(path)
+    assert (info.frames, info.width, info.height, info.codec) == (8, 96, 64, "h264")
+    assert turntable["quality"]["hole_fraction_max"] <= 0.005
+    assert store.read_json("references/ref_present/nerf_model.json")["bounds"]
     assert passed["video_decodes"] and passed["identity_preserved"] and passed["colour_consistent"]
     # A whole dance cycle squeezed into 6 frames really is jerky: the jitter check says so.
     jitter = next(c for c in checks if c.check_name == "low_jitter").metadata["jitter"].value
