@@ -48,7 +48,7 @@ def present_result(
     """A stored result (artifact keys) as clients see it (fresh signed URLs, no keys)."""
     response = {k: v for k, v in result.items() if not k.endswith("_key")}
     expires = int(time.time()) + int(url_ttl or DEFAULT_URL_TTL)
-    for field in ("image", "video", "mask"):
+    for field in ("image", "video", "mask", "model"):
         key = result.get(f"{field}_key")
         if key:
             response[f"{field}_url"] = signed_url(store, secret, base_url, key, expires)

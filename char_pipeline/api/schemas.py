@@ -141,3 +141,28 @@ class BatchIn(Strict):
 class JobAccepted(BaseModel):
     job_id: str
     status_url: str
+
+
+class CameraPoseIn(BaseModel):
+    """A camera in the subject's normalised frame (docs/nerf.md): unit height, centred at the
+    origin, +y up, the reference camera on +z. ``fov`` is vertical, in degrees."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    position: list[float] = Field(min_length=3, max_length=3)
+    look_at: list[float] = Field(default=[0.0, 0.0, 0.0], min_length=3, max_length=3)
+    up: list[float] = Field(default=[0.0, 1.0, 0.0], min_length=3, max_length=3)
+    fov: float = 40.0
+
+
+class NerfIn(Strict):
+    reference_image_id: str
+    camera_trajectory: list[CameraPoseIn] = Field(min_length=1)
+    resolution: str = Field(default="320x240", pattern=r"^\d+x\d+$", description="WIDTHxHEIGHT")
+    output_format: Literal["nerf_model", "video"] = "video"
+    fps: int | None = Field(default=24, ge=1, le=120)
+    url_ttl: int | None = Field(default=None, ge=1, le=365 * 24 * 3600)
+    async_: bool = Field(default=False, alias="async")
+    callback_url: str | None = Field(default=None, max_length=2000)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)

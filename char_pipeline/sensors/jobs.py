@@ -3,7 +3,7 @@
 import dagster as dg
 
 from char_pipeline import catalog
-from char_pipeline.assets.jobs import render_request_job
+from char_pipeline.assets.jobs import nerf_request_job, render_request_job
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.resources.compute import k8s_tags
 from char_pipeline.resources.jobs import (
@@ -16,6 +16,32 @@ from char_pipeline.resources.jobs import (
 from char_pipeline.settings import get_settings
 
 ATTEMPT_TAG = "char/attempt"
+
+
+REQUEST_JOBS = [render_request_job, nerf_request_job]
+
+
+def nerf_run_config_for(job) -> dict:
+    """A nerf job's run: its stored trajectory → nerf_video (nerf_model is rebuilt, < 1 s)."""
+    request = job.request
+    return {
+        "ops": {
+            "nerf_video": {
+                "config": {
+                    "trajectory_key": catalog.job_trajectory_key(job.id),
+                    "name": job.id,
+                    "resolution": request["resolution"],
+                    "fps": request["fps"],
+                    "format": request["format"],
+                    "job_result": {
+                        **request["result_fields"],
+                        "cache_ttl": request["cache_ttl"],
+                        "url_ttl": request.get("url_ttl"),
+                    },
+                }
+            }
+        }
+    }
 
 
 def run_config_for(jobs: list) -> dict:
@@ -54,7 +80,7 @@ def job_tag(job_id: str) -> str:
 
 
 @dg.sensor(
-    job=render_request_job,
+    jobs=REQUEST_JOBS,
     minimum_interval_seconds=get_settings().sensor_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns each new async API job into one run (run_key = job id).",
@@ -70,7 +96,7 @@ def job_submission_sensor(
     run_requests, new_partitions = [], []
     groups: dict[str, list] = {}
     for job in new_jobs:
-        if job.kind != "video" or job.status != "pending":  # batches, cache answers, handled jobs
+        if job.kind not in ("video", "nerf") or job.status != "pending":  # batches, cache answers
             continue
         if job.reference_image_id not in known:
             new_partitions.append(job.reference_image_id)
@@ -102,8 +128,17 @@ def run_request_for_jobs(jobs: list, attempt: int, run_key: str) -> dg.RunReques
     }
     if len(jobs) == 1:
         tags[JOB_ID_TAG] = first.id
+    if first.kind == "nerf":
+        return dg.RunRequest(
+            run_key=run_key,
+            job_name=nerf_request_job.name,
+            partition_key=first.reference_image_id,
+            run_config=nerf_run_config_for(first),
+            tags=tags,
+        )
     return dg.RunRequest(
         run_key=run_key,
+        job_name=render_request_job.name,
         partition_key=first.reference_image_id,
         run_config=run_config_for(jobs),
         tags=tags,
@@ -122,8 +157,8 @@ FINAL_ERROR_CODES = {"UnprocessableEntity", "ResourceExhausted", "ModelNotInstal
 
 
 @dg.run_failure_sensor(
-    monitored_jobs=[render_request_job],
-    request_job=render_request_job,
+    monitored_jobs=REQUEST_JOBS,
+    request_jobs=REQUEST_JOBS,
     minimum_interval_seconds=get_settings().sensor_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A failed run of an API job: retried when the failure was the infrastructure's, else the job fails with the run's error.",
@@ -161,7 +196,7 @@ def job_failure_sensor(context: dg.RunFailureSensorContext, jobs: JobStoreResour
 
 
 @dg.sensor(
-    job=render_request_job,
+    jobs=REQUEST_JOBS,
     minimum_interval_seconds=max(5, get_settings().job_stale_seconds // 4),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Finds API jobs whose run is missing or ended without finishing them; retries or fails them, so no job hangs.",

@@ -3,8 +3,8 @@ from fastapi.responses import JSONResponse
 
 from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.idempotency import Idempotency
-from char_pipeline.api.schemas import FrameIn, JobAccepted, VideoIn
-from char_pipeline.api.service import Renders, etag_matches, gpu_settings
+from char_pipeline.api.schemas import FrameIn, JobAccepted, NerfIn, VideoIn
+from char_pipeline.api.service import Nerfs, Renders, etag_matches, gpu_settings
 from char_pipeline.jobstore import ApiKey
 
 router = APIRouter(prefix="/v1/generate", tags=["Frame Generation"])
@@ -76,6 +76,48 @@ def generate_video(
         result = renders.render_video(
             body, z_sequence, mask_record, etag, custom_cache_duration_seconds
         )
+        return JSONResponse(result, headers=headers)
+
+    return Idempotency(state, key.id, request, body).run(handle)
+
+
+@router.post(
+    "/nerf",
+    summary="Generate NeRF Model or Video",
+    responses={
+        202: {"model": JobAccepted, "description": "Accepted: an async job"},
+        304: {"description": "Not modified"},
+    },
+)
+def generate_nerf(
+    request: Request,
+    body: NerfIn,
+    custom_cache_duration_seconds: int | None = Query(None, ge=1),
+    x_gpu_type: str | None = Header(None),
+    x_instance_count: str | None = Header(None),
+    if_none_match: str | None = Header(None),
+    key: ApiKey = Depends(WRITE),
+    state: AppState = Depends(app_state),
+) -> Response:
+    def handle() -> Response:
+        gpu, count = gpu_settings(x_gpu_type, x_instance_count)
+        nerfs = Nerfs(state)
+        nerfs.renders.check_callback(body.callback_url)
+        cameras, size, mask_record, etag = nerfs.plan(body, gpu)
+        headers = {"ETag": f'"{etag}"'}
+        if etag_matches(if_none_match, f'"{etag}"'):
+            return Response(status_code=304, headers=headers)
+        if nerfs.should_queue(body, cameras, size):
+            job = nerfs.submit(
+                body, cameras, mask_record, etag, gpu, count, key.id, custom_cache_duration_seconds
+            )
+            location = f"/v1/jobs/{job.id}"
+            return JSONResponse(
+                {"job_id": job.id, "status_url": f"{state.settings.base_url}{location}"},
+                status_code=202,
+                headers={**headers, "Location": location},
+            )
+        result = nerfs.render(body, cameras, size, mask_record, etag, custom_cache_duration_seconds)
         return JSONResponse(result, headers=headers)
 
     return Idempotency(state, key.id, request, body).run(handle)
