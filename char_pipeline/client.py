@@ -110,7 +110,27 @@ class Generate(_Section):
         answer = self._client.request(
             "POST", "/v1/generate/video", json=body, headers=_gpu(gpu_type, instance_count)
         )
-        if "job_id" in answer and "video_url" not in answer:
+        return self._settle(answer, wait)
+
+    def nerf(
+        self,
+        *,
+        gpu_type: str | None = None,
+        instance_count: int | None = None,
+        wait: bool = True,
+        **body: Any,
+    ) -> Result:
+        """A 3D model or a video along ``camera_trajectory`` (a list of camera dicts; see
+        ``char_pipeline.engine.nerf.orbit``); an async job is awaited unless ``wait=False``."""
+        if "async_" in body:
+            body["async"] = body.pop("async_")
+        answer = self._client.request(
+            "POST", "/v1/generate/nerf", json=body, headers=_gpu(gpu_type, instance_count)
+        )
+        return self._settle(answer, wait)
+
+    def _settle(self, answer: Result, wait: bool) -> Result:
+        if "job_id" in answer and "status_url" in answer and "etag" not in answer:
             if not wait:
                 return answer
             job = self._client.jobs.wait(answer["job_id"])

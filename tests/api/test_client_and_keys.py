@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from char_pipeline.client import ApiError, Client
+from char_pipeline.engine.nerf import orbit
 
 
 def test_sdk_reads_like_the_seed(api, key, image_paths, tmp_path):
@@ -42,6 +43,19 @@ def test_sdk_reads_like_the_seed(api, key, image_paths, tmp_path):
         wait=False,
     )
     assert client.jobs.get(queued.job_id)["status"] == "pending"
+    turntable = client.generate.nerf(
+        reference_image_id=ref.id,
+        camera_trajectory=[pose.to_json() for pose in orbit(4)],
+        resolution="64x48",
+        fps=8,
+    )
+    assert client.download(turntable.video_url, tmp_path / "t.mp4").stat().st_size > 0
+    model = client.generate.nerf(
+        reference_image_id=ref.id,
+        camera_trajectory=[orbit(1)[0].to_json()],
+        output_format="nerf_model",
+    )
+    assert model.header["format"] == "char_pipeline.nerf_model" and model.model_url
 
 
 def _cli(*args, home):
