@@ -68,7 +68,9 @@ def build_mesh(soft_mask: np.ndarray, rows: int = MESH_ROWS) -> Mesh:
         count = max(8, int(lengths[-1] / spacing))
         at = np.linspace(0, lengths[-1], count, endpoint=False)
         outline.append(
-            np.stack([np.interp(at, lengths, closed[:, 0]), np.interp(at, lengths, closed[:, 1])], 1)
+            np.stack(
+                [np.interp(at, lengths, closed[:, 0]), np.interp(at, lengths, closed[:, 1])], 1
+            )
         )
     if not outline:
         raise EmptySubjectError("The subject is too small to rig.")
@@ -111,59 +113,74 @@ def rasterise(
     """Backward map of a deformed mesh: (map_x, map_y) float32 H×W, −1 where uncovered.
 
     ``positions`` are the deformed vertices in output pixels, ``sources`` the same vertices
-    where they sample from, ``depth`` per vertex (larger = nearer); where triangles overlap
-    the nearest wins (limbs in front of the body). All triangles are scanned at once: every
-    pixel of every triangle's bounding box is a candidate, kept if its barycentric
-    coordinates are inside.
+    where they sample from, ``depth`` per vertex (larger = nearer). Scanline rasterisation,
+    vectorised over all triangles at once: each (triangle, row) pair gets the span of pixel
+    centres inside the triangle, spans expand to pixels, and where triangles overlap the
+    nearer one wins (limbs in front of the body). Each triangle maps output to source
+    pixels by one affine map, so the backward map is exact inside every triangle.
     """
-    a, b, c = (positions[triangles[:, i]] for i in range(3))
-    # Pixel centres at integer coordinates (cv2.remap's convention).
-    low = np.floor(np.minimum(np.minimum(a, b), c)).astype(np.int64)
-    high = np.ceil(np.maximum(np.maximum(a, b), c)).astype(np.int64)
-    np.clip(low, 0, [width - 1, height - 1], out=low)
-    np.clip(high, 0, [width - 1, height - 1], out=high)
-    span = high - low + 1
-    counts = span[:, 0] * span[:, 1]
-    visible = (high[:, 0] >= low[:, 0]) & (high[:, 1] >= low[:, 1])
-    counts = np.where(visible, counts, 0)
-    # Barycentric coordinates from the edge functions; degenerate triangles are dropped.
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    counts = np.where(np.abs(area) > 1e-9, counts, 0)
-    total = int(counts.sum())
-    map_x = np.full((height, width), -1.0, np.float32)
-    map_y = np.full((height, width), -1.0, np.float32)
-    if total == 0:
-        return map_x, map_y
-    owner = np.repeat(np.arange(len(triangles)), counts)
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    local = np.arange(total) - starts
-    row_width = span[owner, 0]
-    px = low[owner, 0] + local % row_width
-    py = low[owner, 1] + local // row_width
-    ax, ay = a[owner, 0], a[owner, 1]
-    inv_area = 1.0 / area[owner]
-    w1 = ((px - ax) * (c[owner, 1] - ay) - (py - ay) * (c[owner, 0] - ax)) * inv_area
-    w2 = ((b[owner, 0] - ax) * (py - ay) - (b[owner, 1] - ay) * (px - ax)) * inv_area
-    w0 = 1.0 - w1 - w2
-    eps = -1e-6  # shared edges belong to both neighbours: no cracks
-    inside = (w0 >= eps) & (w1 >= eps) & (w2 >= eps)
-    owner, px, py, w0, w1, w2 = (v[inside] for v in (owner, px, py, w0, w1, w2))
-    tri = triangles[owner]
-    pixel_depth = w0 * depth[tri[:, 0]] + w1 * depth[tri[:, 1]] + w2 * depth[tri[:, 2]]
-    pixel = py * width + px
-    # Nearest first per pixel: sort by pixel, then by depth descending; keep the first.
-    order = np.lexsort((-pixel_depth, pixel))
-    pixel = pixel[order]
-    first = np.r_[True, pixel[1:] != pixel[:-1]]
-    chosen = order[first]
-    tri = tri[chosen]
-    w0, w1, w2 = w0[chosen], w1[chosen], w2[chosen]
-    source = (
-        w0[:, None] * sources[tri[:, 0]]
-        + w1[:, None] * sources[tri[:, 1]]
-        + w2[:, None] * sources[tri[:, 2]]
+    # Far-to-near rank: where triangles overlap the highest rank wins.
+    order = np.argsort(depth[triangles].mean(axis=1), kind="stable")
+    triangles = triangles[order]
+    corners = positions[triangles]  # (F, 3, 2)
+    # Affine output → source per triangle: S · P⁻¹ with P the corners as homogeneous columns.
+    homogeneous = np.concatenate([corners, np.ones((len(triangles), 3, 1))], axis=2)
+    determinant = np.linalg.det(homogeneous)
+    drawable = np.abs(determinant) > 1e-6
+    homogeneous[~drawable] = np.eye(3)
+    affine = np.einsum("fki,fjk->fij", sources[triangles], np.linalg.inv(homogeneous))
+    affine = affine.astype(np.float32)  # (F, 2, 3): source x, y from (x, y, 1)
+
+    # Rows whose pixel centre (integer y) lies within each triangle's y extent.
+    ys = corners[..., 1]
+    first_row = np.clip(np.ceil(ys.min(axis=1)), 0, height).astype(np.int64)
+    last_row = np.clip(np.floor(ys.max(axis=1)), -1, height - 1).astype(np.int64)
+    rows_per = np.where(drawable, np.maximum(last_row - first_row + 1, 0), 0)
+    pair_tri = np.repeat(np.arange(len(triangles)), rows_per)
+    if pair_tri.size == 0:
+        empty = np.full((height, width), -1.0, np.float32)
+        return empty, empty.copy()
+    pair_y = (
+        np.arange(pair_tri.size)
+        - np.repeat(np.cumsum(rows_per) - rows_per, rows_per)
+        + first_row[pair_tri]
+    ).astype(np.float64)
+    # Where each edge crosses the row; edges that do not cross it are ignored.
+    left = np.full(pair_tri.size, np.inf)
+    right = np.full(pair_tri.size, -np.inf)
+    for i, j in ((0, 1), (1, 2), (2, 0)):
+        p, q = corners[pair_tri, i], corners[pair_tri, j]
+        low_y, high_y = np.minimum(p[:, 1], q[:, 1]), np.maximum(p[:, 1], q[:, 1])
+        crosses = (pair_y >= low_y) & (pair_y <= high_y)
+        dy = q[:, 1] - p[:, 1]
+        flat = np.abs(dy) < 1e-12
+        share = np.where(flat, 0.0, (pair_y - p[:, 1]) / np.where(flat, 1.0, dy))
+        x = p[:, 0] + share * (q[:, 0] - p[:, 0])
+        left = np.where(
+            crosses, np.minimum(left, np.where(flat, np.minimum(p[:, 0], q[:, 0]), x)), left
+        )
+        right = np.where(
+            crosses, np.maximum(right, np.where(flat, np.maximum(p[:, 0], q[:, 0]), x)), right
+        )
+    eps = 1e-4  # a pixel centre on a shared edge belongs to both neighbours: no cracks
+    start = np.clip(np.ceil(left - eps), 0, width).astype(np.int64)
+    stop = np.clip(np.floor(right + eps), -1, width - 1).astype(np.int64)
+    lengths = np.maximum(stop - start + 1, 0)
+    total = int(lengths.sum())
+    owner = np.repeat(pair_tri.astype(np.int32), lengths)
+    pixel = (
+        np.arange(total, dtype=np.int64)
+        - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        + np.repeat(pair_y.astype(np.int64) * width + start, lengths)
     )
-    flat_x, flat_y = map_x.reshape(-1), map_y.reshape(-1)
-    flat_x[pixel[first]] = source[:, 0]
-    flat_y[pixel[first]] = source[:, 1]
-    return map_x, map_y
+    winner = np.full(height * width, -1, np.int32)
+    np.maximum.at(winner, pixel, owner)
+    covered = np.flatnonzero(winner >= 0)
+    chosen = affine[winner[covered]]
+    cy, cx = np.divmod(covered, width)
+    fx, fy = cx.astype(np.float32), cy.astype(np.float32)
+    map_x = np.full(height * width, -1.0, np.float32)
+    map_y = np.full(height * width, -1.0, np.float32)
+    map_x[covered] = chosen[:, 0, 0] * fx + chosen[:, 0, 1] * fy + chosen[:, 0, 2]
+    map_y[covered] = chosen[:, 1, 0] * fx + chosen[:, 1, 1] * fy + chosen[:, 1, 2]
+    return map_x.reshape(height, width), map_y.reshape(height, width)

@@ -28,6 +28,7 @@ from char_pipeline.engine.controls import (
     validate_z,
 )
 from char_pipeline.engine.errors import InvalidInputError, ResourceExhaustedError
+from char_pipeline.engine.mesh import Mesh
 
 Background = Literal["auto", "scene", "solid"]
 MAX_RENDER_PIXELS = 3840 * 2160
@@ -79,6 +80,7 @@ class Character:
     rest: RestPose
     mask_source: str = "u2netp"
     rig_kind: str = "template"  # "face": a person's skeleton; "template": any other shape
+    mesh: Mesh | None = None  # the rig's triangle mesh (reference pixels), if built
 
     @property
     def limb_gain(self) -> float:
@@ -332,13 +334,14 @@ def composite(scene: WarpScene, subject: np.ndarray) -> np.ndarray:
     return cv2.add(subject[..., :3], cv2.subtract(scene.background, covered))
 
 
-RENDERERS: dict[str, type] = {"warp": WarpRenderer}
+RENDERERS = ("mesh", "warp")
 
 
-def get_renderer(name: str = "warp") -> Renderer:
-    try:
-        return RENDERERS[name]()
-    except KeyError:
-        raise InvalidInputError(
-            f"Unknown renderer {name!r}; available: {', '.join(RENDERERS)}."
-        ) from None
+def get_renderer(name: str = "mesh") -> Renderer:
+    if name == "warp":
+        return WarpRenderer()
+    if name == "mesh":
+        from char_pipeline.engine.deform import MeshRenderer  # imports libigl
+
+        return MeshRenderer()
+    raise InvalidInputError(f"Unknown renderer {name!r}; available: {', '.join(RENDERERS)}.")

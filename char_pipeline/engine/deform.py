@@ -1,0 +1,207 @@
+"""Renderer v2 (``mesh``): as-rigid-as-possible deformation of the subject's mesh.
+
+The subject's triangle mesh (engine/mesh.py) is pinned to the skeleton: vertices next to
+each bone are handles that follow the bone's rigid motion; libigl's ARAP solve moves every
+other vertex so each triangle stays as rigid as possible — limbs bend at joints without
+stretching, the body does not shear. The deformed mesh is rasterised into a backward map
+(depth-ordered: a limb swung in front of the body covers it) and the placed subject is
+remapped in one ``cv2.remap``; the soft mask's remapped alpha gives anti-aliased edges.
+Root motion (translation, scale, rotation, squash) is applied to the solved mesh.
+Deterministic: the same character, settings and z give the same frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from char_pipeline.engine.controls import (
+    JOINT_DEPTHS,
+    JOINT_INDEX,
+    ROOT_LOG_SCALE,
+    ROOT_LOG_SQUASH_X,
+    ROOT_ROTATION,
+    ROOT_TX,
+    ROOT_TY,
+    joint_offsets,
+    validate_z,
+)
+from char_pipeline.engine.mesh import Mesh, build_mesh, rasterise
+from char_pipeline.engine.render import (
+    LIMB_BONES,
+    Character,
+    RenderSettings,
+    _background,
+    _placement,
+    _segment_distances_sq,
+    _similarities,
+    bone_segments,
+    composite,
+    warp_subject,
+)
+
+HANDLES_PER_BONE = 4  # samples along each bone whose nearest vertex becomes a handle
+ARAP_ITERATIONS = 8
+# Bone layers for overlaps, in subject heights toward the camera: arms over the body,
+# the body over the legs; the control's joint depths (z layout) add to these.
+ARM_LAYER, LEG_LAYER = 0.05, -0.02
+
+
+@dataclass
+class MeshScene:
+    width: int
+    height: int
+    subject: np.ndarray  # HxWx4 uint8: premultiplied RGB + alpha, placed in the frame
+    background: np.ndarray  # HxWx3 uint8
+    rest_joints: np.ndarray  # (17, 2) frame pixels
+    subject_height: float  # frame pixels
+    pivot: np.ndarray  # (2,) frame pixels
+    vertices: np.ndarray  # (V, 2) rest mesh, frame pixels
+    triangles: np.ndarray  # (F, 3)
+    handles: np.ndarray  # (H,) vertex indices
+    handle_bones: np.ndarray  # (H,) bone index each handle follows
+    skin: np.ndarray  # (V, B) bone weights (initial guess and depth)
+    arap: object  # igl.ARAPData
+    limb_gain: float = 1.0
+
+
+def _bone_layers() -> np.ndarray:
+    layers = [ARM_LAYER if "shoulder" in a or "elbow" in a else LEG_LAYER for a, _ in LIMB_BONES]
+    return np.array([*layers, 0.0, 0.0, 0.0])
+
+
+def _bone_depths(z: np.ndarray) -> np.ndarray:
+    """Depth of each skinning bone: the mean of its end joints' depths, plus its layer."""
+    depth = np.asarray(z[JOINT_DEPTHS], dtype=np.float64)
+    j = {name: depth[index] for name, index in JOINT_INDEX.items()}
+    neck = (j["left_shoulder"] + j["right_shoulder"]) / 2
+    pelvis = (j["left_hip"] + j["right_hip"]) / 2
+    ends = [(j[a] + j[b]) / 2 for a, b in LIMB_BONES] + [
+        (pelvis + neck) / 2,
+        (neck + j["nose"]) / 2,
+        neck,
+    ]
+    return np.array(ends) + _bone_layers()
+
+
+class MeshRenderer:
+    """Renderer v2: ARAP deformation of the subject's triangle mesh, joints as handles."""
+
+    name = "mesh"
+
+    def prepare(self, character: Character, settings: RenderSettings) -> MeshScene:
+        import igl
+
+        placement = _placement(character, settings)
+        size = (settings.width, settings.height)
+        scale = placement[0, 0]
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        alpha = cv2.warpAffine(character.soft_mask, placement, size, flags=interpolation)
+        rgb = cv2.warpAffine(
+            character.rgb, placement, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE
+        )
+        premultiplied = cv2.multiply(rgb, cv2.merge([alpha, alpha, alpha]), scale=1 / 255.0)
+        mesh = character.mesh if character.mesh is not None else build_mesh(character.soft_mask)
+        placed = mesh.transformed(placement)
+        joints = character.rest.joints @ placement[:, :2].T + placement[:, 2]
+        x0, _, x1, y1 = character.bbox
+        pivot = np.array([(x0 + x1) / 2.0, y1]) @ placement[:, :2].T + placement[:, 2]
+        unit = float(character.rest.subject_height * scale)
+
+        starts, ends = bone_segments(joints)
+        skin_sigma = character.skin_sigma
+        distances = _segment_distances_sq(placed.vertices, starts, ends) / unit**2
+        logits = -distances / (2 * skin_sigma**2)
+        skin = np.exp(logits - logits.max(axis=1, keepdims=True))
+        skin /= skin.sum(axis=1, keepdims=True)
+        handles, handle_bones = _handles(placed, starts, ends, skin)
+        data = igl.ARAPData()
+        data.max_iter = ARAP_ITERATIONS
+        igl.arap_precomputation(
+            placed.vertices, placed.triangles.astype(np.int64), 2, handles.astype(np.int32), data
+        )
+        return MeshScene(
+            width=settings.width,
+            height=settings.height,
+            subject=np.dstack([premultiplied, alpha]),
+            background=_background(character, settings, placement),
+            rest_joints=joints,
+            subject_height=unit,
+            pivot=pivot,
+            vertices=placed.vertices,
+            triangles=placed.triangles,
+            handles=handles,
+            handle_bones=handle_bones,
+            skin=skin,
+            arap=data,
+            limb_gain=character.limb_gain,
+        )
+
+    def deform(self, scene: MeshScene, z_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The posed mesh vertices (frame pixels) and their depths for one control vector."""
+        import igl
+
+        z = validate_z(z_t)
+        unit = scene.subject_height
+        posed_joints = scene.rest_joints + joint_offsets(z) * unit * scene.limb_gain
+        rest_a, rest_b = bone_segments(scene.rest_joints)
+        posed_a, posed_b = bone_segments(posed_joints)
+        to_posed = _similarities(rest_a, rest_b, posed_a, posed_b)  # (B, 2, 3)
+        # Linear blend skinning is the first guess; ARAP makes it rigid where it matters.
+        rest_h = np.c_[scene.vertices, np.ones(len(scene.vertices))]
+        per_bone = np.einsum("bij,vj->vbi", to_posed, rest_h)
+        guess = np.einsum("vb,vbi->vi", scene.skin, per_bone)
+        targets = per_bone[scene.handles, scene.handle_bones]
+        solved = igl.arap_solve(targets, scene.arap, guess)
+        # Root motion about the pivot (the bottom centre of the subject's box).
+        angle = float(z[ROOT_ROTATION])
+        scale = float(np.exp(z[ROOT_LOG_SCALE]))
+        squash = float(np.exp(z[ROOT_LOG_SQUASH_X]))
+        shift = np.array([z[ROOT_TX], z[ROOT_TY]], dtype=np.float64) * unit
+        cos, sin = np.cos(-angle), np.sin(-angle)
+        forward = np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale * squash, scale])
+        posed = (solved - scene.pivot) @ forward.T + scene.pivot + shift
+        depth = scene.skin @ _bone_depths(z)
+        return posed, depth
+
+    def render(self, scene: MeshScene, z_t: np.ndarray) -> np.ndarray:
+        return self.render_layers(scene, z_t)[0]
+
+    def render_layers(self, scene: MeshScene, z_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        posed, depth = self.deform(scene, z_t)
+        map_x, map_y = rasterise(
+            posed, scene.vertices, scene.triangles, depth, scene.width, scene.height
+        )
+        subject = warp_subject(scene, map_x, map_y)
+        return composite(scene, subject), subject[..., 3]
+
+
+def _handles(
+    mesh: Mesh, starts: np.ndarray, ends: np.ndarray, skin: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices pinned to bones: the vertex nearest each sample along each bone, if it lies
+    on the subject near the bone and is claimed by that bone's skin. One bone per vertex."""
+    samples = np.linspace(0.0, 1.0, HANDLES_PER_BONE)
+    chosen: dict[int, int] = {}
+    spacing = np.median(
+        np.linalg.norm(
+            mesh.vertices[mesh.triangles[:, 0]] - mesh.vertices[mesh.triangles[:, 1]], axis=1
+        )
+    )
+    for bone, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        points = start[None, :] + samples[:, None] * (end - start)[None, :]
+        distances = np.linalg.norm(mesh.vertices[None, :, :] - points[:, None, :], axis=2)
+        nearest = distances.argmin(axis=1)
+        for sample, vertex in enumerate(nearest):
+            close = distances[sample, vertex] <= 1.5 * spacing
+            if close and skin[vertex].argmax() == bone and vertex not in chosen:
+                chosen[int(vertex)] = bone
+    if len(chosen) < 3:
+        # A skeleton that misses the mesh: pin the vertices nearest the bones' midpoints.
+        for bone, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            vertex = int(np.linalg.norm(mesh.vertices - (start + end) / 2, axis=1).argmin())
+            chosen.setdefault(vertex, bone)
+    handles = np.array(sorted(chosen), dtype=np.int64)
+    return handles, np.array([chosen[h] for h in handles], dtype=np.int64)
