@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	# torch is pinned to 2.13.0: pip takes the CPU wheel from this machine's disk.
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The person pose model of the rig (see pyproject.toml for why --no-deps).
+	$(BIN)/python -m pip install --quiet --no-deps mediapipe==0.10.21
 	@touch $(STAMP)
 
 demo: $(STAMP)

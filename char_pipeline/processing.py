@@ -24,8 +24,9 @@ from char_pipeline.engine.images import (
     encode_png,
     load_reference_image,
 )
+from char_pipeline.engine.mesh import Mesh
 from char_pipeline.engine.render import Character, Renderer, RenderSettings
-from char_pipeline.engine.rig import estimate_rest_pose
+from char_pipeline.engine.rig import Rig, build_rig
 from char_pipeline.engine.segmentation import SubjectMask, segment_subject
 from char_pipeline.resources.storage import ArtifactStore
 
@@ -84,28 +85,44 @@ class Segmented:
     mask: SubjectMask
     rest: RestPose
     seconds: float
+    rig: Rig | None = None
+
+
+def reference_keypoints(store: ArtifactStore, reference_id: str) -> list[dict] | None:
+    """Keypoints the client supplied with the upload (they override detection), if any."""
+    key = catalog.reference_key(reference_id, "keypoints.json")
+    return store.read_json(key) if store.exists(key) else None
 
 
 def segment_reference(store: ArtifactStore, reference_id: str) -> Segmented:
-    """Mask the subject and estimate its rest pose; writes mask.png and rest_pose.json."""
+    """Mask the subject and rig it; writes mask.png, rest_pose.json and rig.json."""
     rgb, alpha = load_reference_rgba(store, reference_id)
     started = time.perf_counter()
     mask = segment_subject(ReferenceImage(rgb=rgb, alpha=alpha, source_format="PNG"))
     seconds = time.perf_counter() - started
-    rest, rig_kind = estimate_rest_pose(rgb, mask.binary, mask.bbox)
+    rig_started = time.perf_counter()
+    rig = build_rig(
+        rgb, mask.soft, mask.binary, mask.bbox, reference_keypoints(store, reference_id)
+    )
+    rig_seconds = time.perf_counter() - rig_started
     mask_key = catalog.reference_key(reference_id, "mask.png")
     rest_key = catalog.reference_key(reference_id, "rest_pose.json")
+    rig_key = catalog.reference_key(reference_id, "rig.json")
     store.write_bytes(mask_key, encode_png(mask.soft))
-    store.write_json(rest_key, {**rest.to_json(), "rig_kind": rig_kind})
+    store.write_json(rest_key, {**rig.rest.to_json(), "rig_kind": rig.kind})
+    store.write_json(rig_key, rig.to_json())
     record = {
         "mask_key": mask_key,
         "rest_pose_key": rest_key,
+        "rig_key": rig_key,
         "source": mask.source,
         "bbox": list(mask.bbox),
         "coverage": mask.coverage,
-        "rig_kind": rig_kind,
+        "rig_kind": rig.kind,
+        "rig_seconds": round(rig_seconds, 3),
+        "mesh": {"vertices": len(rig.mesh.vertices), "triangles": len(rig.mesh.triangles)},
     }
-    return Segmented(record=record, mask=mask, rest=rest, seconds=seconds)
+    return Segmented(record=record, mask=mask, rest=rig.rest, seconds=seconds, rig=rig)
 
 
 def embed_reference(
@@ -139,6 +156,9 @@ def load_character(store: ArtifactStore, reference_id: str, mask_record: dict) -
         rest=rest_pose(store, mask_record),
         mask_source=mask_record["source"],
         rig_kind=mask_record["rig_kind"],
+        mesh=Mesh.from_json(store.read_json(mask_record["rig_key"])["mesh"])
+        if mask_record.get("rig_key")
+        else None,
     )
 
 

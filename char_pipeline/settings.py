@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     )
     max_image_bytes: int = Field(default=20 * 1024 * 1024, description="Upload size limit.")
     max_image_pixels: int = Field(default=40_000_000, description="Decoded pixel limit.")
-    renderer: str = Field(default="warp", description="Renderer backend name.")
+    renderer: str = Field(
+        default="mesh", description="Renderer backend: mesh (ARAP, v2) or warp (v1)."
+    )
     job_store_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the job store. Default: SQLite in the data root.",

@@ -36,9 +36,9 @@ DEFAULT_CACHE_TTL = 24 * 3600
 PROCESSING_WAIT_SECONDS = 60.0
 
 NOT_APPLICABLE = {
-    "identity_strength": "not applicable to the 'warp' renderer: it moves the reference's own pixels, so identity is preserved by construction",
-    "perceptual_weight": "not applicable to the 'warp' renderer: no generative loss is optimised",
-    "adv_weight": "not applicable to the 'warp' renderer: no adversarial loss is optimised",
+    "identity_strength": "not applicable to the 'mesh' and 'warp' renderers: they move the reference's own pixels, so identity is preserved by construction",
+    "perceptual_weight": "not applicable to the 'mesh' and 'warp' renderers: no generative loss is optimised",
+    "adv_weight": "not applicable to the 'mesh' and 'warp' renderers: no adversarial loss is optimised",
 }
 APPLIED = {
     "temporal_strength": "applied: Gaussian smoothing of the whole z sequence over time (sigma = 1.5 × value frames)",

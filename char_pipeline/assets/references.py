@@ -65,9 +65,20 @@ def reference_image(
     return record
 
 
-def draw_skeleton(rgb: np.ndarray, joints: np.ndarray) -> np.ndarray:
+def draw_skeleton(rgb: np.ndarray, joints: np.ndarray, rig: dict | None = None) -> np.ndarray:
+    """The rig over the cut-out: mesh edges (thin), bones (green), joints (red), and for a
+    skeleton-graph rig the medial axis's end (yellow) and branch (magenta) points."""
     canvas = rgb.copy()
     thickness = max(1, int(0.006 * max(rgb.shape[:2])))
+    if rig is not None:
+        vertices = np.asarray(rig["mesh"]["vertices"], dtype=np.float64)
+        triangles = np.asarray(rig["mesh"]["triangles"], dtype=np.int64)
+        polygons = [np.round(vertices[t]).astype(np.int32) for t in triangles]
+        cv2.polylines(canvas, polygons, True, (120, 170, 255), 1, cv2.LINE_AA)
+        graph = rig.get("skeleton_graph", {})
+        for name, colour in (("end_points", (255, 220, 0)), ("branch_points", (230, 0, 230))):
+            for x, y in graph.get(name, []):
+                cv2.circle(canvas, (int(x), int(y)), thickness * 2, colour, -1, cv2.LINE_AA)
     starts, ends = bone_segments(joints)
     for start, end in zip(starts, ends, strict=True):
         cv2.line(
@@ -108,10 +119,18 @@ def subject_mask(
             "coverage": round(mask.coverage, 4),
             "bbox": dg.MetadataValue.json(list(mask.bbox)),
             "rig_kind": segmented.record["rig_kind"],
+            "rig_seconds": segmented.record["rig_seconds"],
+            "mesh": dg.MetadataValue.json(segmented.record["mesh"]),
+            "rig_path": dg.MetadataValue.path(store.uri(segmented.record["rig_key"])),
             "segment_seconds": round(segmented.seconds, 3),
             "path": dg.MetadataValue.path(store.uri(segmented.record["mask_key"])),
             "preview": markdown_images(
-                {"mask": mask.soft, "rig": draw_skeleton(cutout, segmented.rest.joints)}
+                {
+                    "mask": mask.soft,
+                    f"rig ({segmented.record['rig_kind']})": draw_skeleton(
+                        cutout, segmented.rest.joints, segmented.rig.to_json()
+                    ),
+                }
             ),
         }
     )

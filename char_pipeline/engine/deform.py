@@ -42,7 +42,7 @@ from char_pipeline.engine.render import (
     warp_subject,
 )
 
-HANDLES_PER_BONE = 4  # samples along each bone whose nearest vertex becomes a handle
+HANDLES_PER_BONE = 2  # samples along each bone whose nearest vertex becomes a handle
 ARAP_ITERATIONS = 8
 # Bone layers for overlaps, in subject heights toward the camera: arms over the body,
 # the body over the legs; the control's joint depths (z layout) add to these.
@@ -139,8 +139,11 @@ class MeshRenderer:
             limb_gain=character.limb_gain,
         )
 
-    def deform(self, scene: MeshScene, z_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The posed mesh vertices (frame pixels) and their depths for one control vector."""
+    def deform(
+        self, scene: MeshScene, z_t: np.ndarray, *, arap: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The posed mesh vertices (frame pixels) and their depths for one control vector
+        (``arap=False``: plain linear blend skinning, for comparison)."""
         import igl
 
         z = validate_z(z_t)
@@ -154,7 +157,7 @@ class MeshRenderer:
         per_bone = np.einsum("bij,vj->vbi", to_posed, rest_h)
         guess = np.einsum("vb,vbi->vi", scene.skin, per_bone)
         targets = per_bone[scene.handles, scene.handle_bones]
-        solved = igl.arap_solve(targets, scene.arap, guess)
+        solved = igl.arap_solve(targets, scene.arap, guess) if arap else guess
         # Root motion about the pivot (the bottom centre of the subject's box).
         angle = float(z[ROOT_ROTATION])
         scale = float(np.exp(z[ROOT_LOG_SCALE]))

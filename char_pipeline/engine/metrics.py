@@ -100,3 +100,16 @@ def joint_jitter(z_sequence: np.ndarray) -> float:
     tracks = joint_offsets(z) + z[:, None, [ROOT_TX, ROOT_TY]]
     acceleration = tracks[2:] - 2 * tracks[1:-1] + tracks[:-2]
     return float(np.linalg.norm(acceleration, axis=-1).mean())
+
+
+def silhouette_holes(alpha: np.ndarray) -> float:
+    """Share of the silhouette's filled area that is see-through inside it (0 = no holes)."""
+    solid = (alpha >= 0.5).astype(np.uint8)
+    area = int(solid.sum())
+    if area == 0:
+        return 0.0
+    padded = np.pad(1 - solid, 1, constant_values=1)
+    outside = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
+    cv2.floodFill(padded, outside, (0, 0), 2)
+    holes = int((padded[1:-1, 1:-1] == 1).sum())
+    return holes / (area + holes)

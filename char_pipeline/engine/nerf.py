@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from char_pipeline.engine.errors import InvalidInputError
+from char_pipeline.engine.metrics import silhouette_holes
 
 REFERENCE_DISTANCE = 2.5
 SUBJECT_FILL = 0.75
@@ -683,19 +684,6 @@ def reference_psnr(model: RadianceField) -> float:
     rows, cols = model.reference_mask.shape
     rendered, _ = model.render(REFERENCE_CAMERA, cols, rows, background=None)
     return psnr_in_mask(rendered, model.reference_rgb, model.reference_mask)
-
-
-def silhouette_holes(alpha: np.ndarray) -> float:
-    """Share of the silhouette's filled area that is see-through inside it (0 = no holes)."""
-    solid = (alpha >= 0.5).astype(np.uint8)
-    area = int(solid.sum())
-    if area == 0:
-        return 0.0
-    padded = np.pad(1 - solid, 1, constant_values=1)
-    outside = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
-    cv2.floodFill(padded, outside, (0, 0), 2)
-    holes = int((padded[1:-1, 1:-1] == 1).sum())
-    return holes / (area + holes)
 
 
 @dataclass

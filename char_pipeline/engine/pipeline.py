@@ -10,16 +10,16 @@ import numpy as np
 from char_pipeline.engine.encode import VideoInfo, VideoWriter, probe_video
 from char_pipeline.engine.images import load_reference_image
 from char_pipeline.engine.render import Character, RenderSettings, get_renderer, parse_resolution
-from char_pipeline.engine.rig import estimate_rest_pose
+from char_pipeline.engine.rig import build_rig
 from char_pipeline.engine.segmentation import segment_subject
 
 
 def prepare_character(image_bytes: bytes) -> Character:
-    """Decode, segment and rig a reference image."""
+    """Decode, segment and rig a reference image (skeleton + mesh)."""
     reference = load_reference_image(image_bytes)
     mask = segment_subject(reference)
-    rest, rig_kind = estimate_rest_pose(reference.rgb, mask.binary, mask.bbox)
-    return Character(reference.rgb, mask.soft, mask.bbox, rest, mask.source, rig_kind)
+    rig = build_rig(reference.rgb, mask.soft, mask.binary, mask.bbox)
+    return Character(reference.rgb, mask.soft, mask.bbox, rig.rest, mask.source, rig.kind, rig.mesh)
 
 
 def render_video(
@@ -29,7 +29,7 @@ def render_video(
     *,
     resolution: str = "720x720",
     fps: int = 24,
-    renderer: str = "warp",
+    renderer: str = "mesh",
 ) -> VideoInfo:
     """Render ``z_sequence`` and stream it into an MP4 or GIF (by ``output``'s suffix)."""
     width, height = parse_resolution(resolution)

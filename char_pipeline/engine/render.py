@@ -33,6 +33,8 @@ from char_pipeline.engine.mesh import Mesh
 Background = Literal["auto", "scene", "solid"]
 MAX_RENDER_PIXELS = 3840 * 2160
 SOLID_BACKGROUND = (236, 236, 232)
+# Rigs whose skeleton really is a person's (limbs follow the control in full).
+PERSON_RIGS = ("pose-model", "face", "client")
 _RESOLUTION = re.compile(r"^(\d+)x(\d+)$")
 
 # Bones of the skeleton: each moves the pixels near it rigidly (linear blend skinning).
@@ -89,11 +91,11 @@ class Character:
         A template skeleton only guesses where limbs are on a cat or a box, so its limbs
         move less and blend more softly; root motion (hops, sways, turns) is unchanged.
         """
-        return 1.0 if self.rig_kind == "face" else 0.35
+        return 1.0 if self.rig_kind in PERSON_RIGS else 0.35
 
     @property
     def skin_sigma(self) -> float:
-        return SKIN_SIGMA if self.rig_kind == "face" else 3 * SKIN_SIGMA
+        return SKIN_SIGMA if self.rig_kind in PERSON_RIGS else 3 * SKIN_SIGMA
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ class ComputeResource(dg.ConfigurableResource):
     precision: str = "fp32"
     batch_size: int = 1
     memory_budget_mb: int = 4096
-    renderer: str = "warp"
+    renderer: str = "mesh"
     max_image_bytes: int = DEFAULT_MAX_BYTES
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     max_render_pixels: int = MAX_RENDER_PIXELS
