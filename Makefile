@@ -45,6 +45,8 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/render_video.py
 	$(BIN)/python bench/import_time.py
+	$(BIN)/python bench/animation.py
+	$(BIN)/python bench/nerf.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -18,8 +18,8 @@ import skimage
 from char_pipeline.engine.encode import VideoWriter, probe_video
 from char_pipeline.engine.images import load_reference_image
 from char_pipeline.engine.motion import text_sequence
-from char_pipeline.engine.render import Character, RenderSettings, WarpRenderer, parse_resolution
-from char_pipeline.engine.rig import estimate_rest_pose
+from char_pipeline.engine.render import Character, RenderSettings, get_renderer, parse_resolution
+from char_pipeline.engine.rig import build_rig
 from char_pipeline.engine.segmentation import segment_subject
 
 IMAGES = {
@@ -34,14 +34,17 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--resolution", default="720x720")
     parser.add_argument("--image", default="astronaut", choices=sorted(IMAGES))
+    parser.add_argument("--renderer", default="mesh", choices=["mesh", "warp"])
     args = parser.parse_args()
     width, height = parse_resolution(args.resolution)
     reference = load_reference_image(IMAGES[args.image].read_bytes())
     mask = segment_subject(reference)
-    rest, kind = estimate_rest_pose(reference.rgb, mask.binary, mask.bbox)
-    character = Character(reference.rgb, mask.soft, mask.bbox, rest, mask.source, kind)
+    rig = build_rig(reference.rgb, mask.soft, mask.binary, mask.bbox)
+    character = Character(
+        reference.rgb, mask.soft, mask.bbox, rig.rest, mask.source, rig.kind, rig.mesh
+    )
     z_sequence, _ = text_sequence("dance", args.frames)
-    renderer = WarpRenderer()
+    renderer = get_renderer(args.renderer)
     totals, renders = [], []
     with tempfile.TemporaryDirectory() as folder:
         for run in range(args.runs):
@@ -62,7 +65,7 @@ def main() -> None:
             assert probe_video(path).frames == args.frames
     median = statistics.median(totals)
     print(
-        f"render+encode {args.frames} frames {width}x{height} ({args.image}): runs {[round(t, 3) for t in totals]}"
+        f"render+encode {args.frames} frames {width}x{height} ({args.image}, {args.renderer}): runs {[round(t, 3) for t in totals]}"
     )
     print(
         f"median {median:.3f} s  ({args.frames / median:.1f} frames/s); render share {statistics.median(renders):.3f} s, encode+mux {median - statistics.median(renders):.3f} s"

@@ -2,7 +2,7 @@
 
 client = Client(api_key="sk_live_…", base_url="http://127.0.0.1:8000")
 ref = client.upload_reference_image("subject.jpg")
-z_seq = client.control.text(reference_image_id=ref.id, prompt="a cat playing piano", steps=8)
+z_seq = client.control.text(reference_image_id=ref.id, prompt="a cat playing piano", steps=8, model="custom-nlp")
 video = client.generate.video(reference_image_id=ref.id, control_type="text", z_sequence=z_seq)
 print(video.video_url)
 """

@@ -45,6 +45,10 @@ class KeypointIn(BaseModel):
 class PoseControlIn(Strict):
     reference_image_id: str
     keypoints: list[KeypointIn] = Field(min_length=1)
+    reference_keypoints: list[KeypointIn] | None = Field(
+        default=None,
+        description="Optional: where these joints are in the reference image (x, y in 0..1); replaces the detected rest pose for this request.",
+    )
     format: Literal["json", "base64"] = "json"
     frame_index: int = Field(default=0, ge=0)
 
@@ -70,7 +74,7 @@ class TextControlOut(BaseModel):
     model: str
     motion: str
     overlay: str | None
-    matcher: Literal["minilm", "keyword"]
+    matcher: Literal["minilm", "clip", "keyword"]
     similarity: float | None = None
     z_sequence: list[list[float]]
 

@@ -122,7 +122,9 @@ class SceneCache:
         self._lock = threading.Lock()
 
     def get(self, state: AppState, reference_id: str, mask_record: dict, width: int, height: int):
-        key = (reference_id, mask_record["mask_key"], width, height, state.settings.renderer)
+        # The record changes when the reference is re-rigged (e.g. new client keypoints).
+        record = json.dumps(mask_record, sort_keys=True)
+        key = (reference_id, record, width, height, state.settings.renderer)
         with self._lock:
             if key in self._scenes:
                 self._scenes.move_to_end(key)
@@ -145,7 +147,7 @@ class References:
         self.state = state
         self.store = state.store
 
-    def upload(self, data: bytes, name: str) -> dict:
+    def upload(self, data: bytes, name: str, keypoints: list[dict] | None = None) -> dict:
         settings = self.state.settings
         try:
             reference = load_reference_image(
@@ -166,7 +168,24 @@ class References:
             meta = upload.__dict__
             meta.update(width=reference.width, height=reference.height)
             self.store.write_json(catalog.upload_meta_key(reference_id), meta)
-        if not self._processed(reference_id):
+        reprocess = False
+        if keypoints is not None:
+            from char_pipeline.engine.rig import client_rest_pose
+
+            # Checked against the image now, so bad keypoints are a 422 at upload.
+            client_rest_pose(
+                keypoints,
+                (0, 0, reference.width, reference.height),
+                (reference.width, reference.height),
+            )
+            key = catalog.reference_key(reference_id, "keypoints.json")
+            old = self.store.read_json(key) if self.store.exists(key) else None
+            if old != keypoints:
+                self.store.write_json(key, keypoints)
+                reprocess = True
+        if reprocess or not self._processed(reference_id):
+            if reprocess:
+                self.store.delete(catalog.record_key("identity_features", reference_id))
             self.state.processor.submit(self.process, reference_id)
         return {k: meta[k] for k in ("reference_image_id", "width", "height", "uploaded_at")}
 

@@ -288,7 +288,8 @@ def plan_motion(prompt: str, model: str = "keyword") -> MotionPlan:
     """Pick the motion(s) and modifiers a prompt describes.
 
     Words of the motion library decide first. Without one, model "custom-nlp" takes the
-    motion whose description is nearest in MiniLM space (engine/text.py); "keyword" idles.
+    motion whose description is nearest in MiniLM space, "clip" in a local CLIP's space
+    (ModelNotInstalledError when there is none; engine/text.py); "keyword" idles.
     """
     if not prompt or not prompt.strip():
         raise InvalidInputError("The prompt is empty; describe the motion, e.g. 'wave hello'.")
@@ -303,10 +304,10 @@ def plan_motion(prompt: str, model: str = "keyword") -> MotionPlan:
         found.sort(key=lambda f: (f[0] > while_at, f[0]))
     primary = found[0][1] if found else "idle"
     similarity = None
-    if not found and model == "custom-nlp":
+    if not found and model in ("custom-nlp", "clip"):
         from char_pipeline.engine.text import MIN_SIMILARITY, nearest_motion
 
-        nearest, similarity = nearest_motion(prompt)
+        nearest, similarity = nearest_motion(prompt, model)
         if similarity >= MIN_SIMILARITY:
             primary = nearest
     overlay = found[1][1] if len(found) > 1 else None

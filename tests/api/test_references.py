@@ -1,6 +1,8 @@
 import base64
+import json
 
 import numpy as np
+import pytest
 
 from char_pipeline.engine.images import decode_png
 from tests.api.conftest import assert_envelope, upload
@@ -72,3 +74,35 @@ def test_features(api, auth, present_id, monkeypatch):
         "ModelNotInstalled",
     )
     assert "not installed" in error["message"]
+
+
+def test_client_keypoints_at_upload_rig_the_reference(api, auth, image_paths):
+    from tests.api.conftest import wait_processed
+
+    keypoints = [
+        {"name": "nose", "x": 0.45, "y": 0.15},
+        {"name": "left_wrist", "x": 0.85, "y": 0.55},
+        {"name": "right_wrist", "x": 0.1, "y": 0.5},
+    ]
+    with open(image_paths["chelsea"], "rb") as handle:
+        response = api.post(
+            "/v1/reference-image",
+            headers=auth,
+            files={"image": ("cat.png", handle)},
+            data={"keypoints": json.dumps(keypoints)},
+        )
+    assert response.status_code == 200, response.text
+    reference_id = response.json()["reference_image_id"]
+    assert wait_processed(api, auth, reference_id)["status"] == "processed"
+    rig = api.state.store.read_json(f"references/{reference_id}/rig.json")
+    assert rig["kind"] == "client"
+    width = response.json()["width"]
+    assert rig["rest_pose"]["joints"]["left_wrist"][0] == pytest.approx(0.85 * width)
+    with open(image_paths["chelsea"], "rb") as handle:
+        bad = api.post(
+            "/v1/reference-image",
+            headers=auth,
+            files={"image": ("cat.png", handle)},
+            data={"keypoints": json.dumps([{"name": "tail", "x": 0.5, "y": 0.5}] * 2)},
+        )
+    assert_envelope(bad, 422, "UnprocessableEntity")

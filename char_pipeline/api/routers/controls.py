@@ -32,6 +32,14 @@ def _round(values) -> list[float]:
 def pose_control(body: PoseControlIn, state: AppState = Depends(app_state)) -> dict:
     mask_record = References(state).require_processed(body.reference_image_id)
     rest = processing.rest_pose(state.store, mask_record)
+    if body.reference_keypoints is not None:
+        from char_pipeline.engine.rig import client_rest_pose
+
+        rest = client_rest_pose(
+            [k.model_dump() for k in body.reference_keypoints],
+            tuple(mask_record["bbox"]),
+            rest.image_size,
+        )
     keypoints = [Keypoint(**k.model_dump()) for k in body.keypoints]
     z_t = encode_pose(keypoints, rest)
     return {
@@ -51,12 +59,13 @@ def text_control(body: TextControlIn, state: AppState = Depends(app_state)) -> d
     References(state).metadata(body.reference_image_id)  # 404 for unknown references
     if body.steps > MAX_STEPS:
         raise ApiError(422, f"steps must be at most {MAX_STEPS}.", details={"field": "steps"})
-    # 'custom-nlp' is MiniLM; 'clip' has no local CLIP text model here, so it is served by the
-    # motion library's keywords — the response says which matcher answered.
-    matcher = "minilm" if body.model == "custom-nlp" else "keyword"
-    z_sequence, plan = text_sequence(
-        body.prompt, body.steps, model="custom-nlp" if matcher == "minilm" else "keyword"
-    )
+    # 'custom-nlp' is MiniLM; 'clip' a local CLIP text encoder, or 422 ModelNotInstalled.
+    # Library words decide first; the response says which matcher answered.
+    z_sequence, plan = text_sequence(body.prompt, body.steps, model=body.model)
+    if plan.similarity is None:
+        matcher = "keyword"
+    else:
+        matcher = "minilm" if body.model == "custom-nlp" else "clip"
     return {
         "reference_image_id": body.reference_image_id,
         "steps": body.steps,

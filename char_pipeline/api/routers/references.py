@@ -23,6 +23,10 @@ async def upload_reference_image(
     request: Request,
     image: UploadFile = File(...),
     name: str = Form(""),
+    keypoints: str | None = Form(
+        None,
+        description="Optional JSON list of the subject's keypoints (x, y in 0..1, COCO-17 name or index): they replace pose detection in the rig.",
+    ),
     state: AppState = Depends(app_state),
 ) -> dict:
     limit = state.settings.max_image_bytes
@@ -33,7 +37,28 @@ async def upload_reference_image(
             f"The image is larger than the limit of {limit:,} bytes.",
             details={"max_bytes": limit},
         )
-    return References(state).upload(data, name or image.filename or "")
+    return References(state).upload(
+        data, name or image.filename or "", keypoints=_keypoints_field(keypoints)
+    )
+
+
+def _keypoints_field(text: str | None) -> list[dict] | None:
+    if text is None or not text.strip():
+        return None
+    import json
+
+    from char_pipeline.engine.controls import keypoints_from_json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400, f"keypoints is not valid JSON: {exc.msg}.", details={"field": "keypoints"}
+        ) from exc
+    if not isinstance(value, list):
+        raise ApiError(422, "keypoints must be a JSON list.", details={"field": "keypoints"})
+    keypoints_from_json(value)  # shape check now: a typed 422 before anything is stored
+    return value
 
 
 @router.get(
