@@ -25,7 +25,13 @@ from char_pipeline.engine.images import (
     load_reference_image,
 )
 from char_pipeline.engine.mesh import Mesh
-from char_pipeline.engine.render import Character, Renderer, RenderSettings
+from char_pipeline.engine.render import (
+    Character,
+    Renderer,
+    RenderSettings,
+    apply_camera,
+    camera_matrix,
+)
 from char_pipeline.engine.rig import Rig, build_rig
 from char_pipeline.engine.segmentation import SubjectMask, segment_subject
 from char_pipeline.resources.storage import ArtifactStore
@@ -171,6 +177,7 @@ def render_frames(
     renderer: Renderer,
     scene,
     on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+    camera_motion: str = "none",
 ) -> int:
     """Render each z_t and store it as a PNG frame; ``on_frame(index, frame, alpha)``.
 
@@ -179,8 +186,11 @@ def render_frames(
     """
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="png") as pool:
         pending: deque[Future] = deque()
+        count = len(z_sequence)
         for index, z_t in enumerate(z_sequence):
             frame, alpha = renderer.render_layers(scene, z_t)
+            camera = camera_matrix(camera_motion, index / max(count - 1, 1), *frame.shape[1::-1])
+            frame, alpha = apply_camera(frame, camera), apply_camera(alpha, camera)
             key = catalog.frame_key(reference_id, control, index)
             pending.append(
                 pool.submit(lambda key=key, frame=frame: store.write_bytes(key, encode_png(frame)))
@@ -210,11 +220,29 @@ def read_frames(
 
 
 def prepare_scene(
-    renderer: Renderer, character: Character, width: int, height: int, background: str = "auto"
+    renderer: Renderer,
+    character: Character,
+    width: int,
+    height: int,
+    background: str = "auto",
+    *,
+    background_color: tuple[int, int, int] | None = None,
+    background_image: np.ndarray | None = None,
 ):
-    return renderer.prepare(
-        character, RenderSettings(width=width, height=height, background=background)
-    )
+    settings = RenderSettings(width=width, height=height, background=background)
+    if background_color is not None:
+        settings = RenderSettings(
+            width, height, background, background_color=tuple(background_color)
+        )
+    if background_image is not None:
+        settings = RenderSettings(
+            width,
+            height,
+            background,
+            background_color=settings.background_color,
+            background_image=background_image,
+        )
+    return renderer.prepare(character, settings)
 
 
 def build_nerf(store: ArtifactStore, reference_id: str, mask_record: dict) -> dict:
@@ -300,3 +328,12 @@ def render_nerf_video(
             if on_frame is not None:
                 on_frame(index, frame)
     return probe_video(local_path), stats
+
+
+def load_background(store: ArtifactStore, location: str) -> np.ndarray:
+    """A background image from a local path or an artifact key, decoded like an upload."""
+    from pathlib import Path
+
+    path = Path(location)
+    data = path.read_bytes() if path.is_file() else store.read_bytes(location)
+    return load_reference_image(data).rgb

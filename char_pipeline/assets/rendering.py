@@ -39,7 +39,7 @@ from char_pipeline.engine.metrics import (
     joint_jitter,
 )
 from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequence, text_sequence
-from char_pipeline.engine.render import parse_resolution
+from char_pipeline.engine.render import camera_matrix, parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource, job_ids_of
 from char_pipeline.resources.storage import ArtifactStore
@@ -143,7 +143,18 @@ def control_sequences(
 class FramesConfig(dg.Config):
     resolution: str = Field(default="512x512", description="WIDTHxHEIGHT of the rendered frames.")
     background: str = Field(
-        default="auto", description="auto, scene (the reference's own, softened) or solid."
+        default="auto",
+        description="auto, scene (the reference's own, inpainted and softened), solid or image.",
+    )
+    background_color: list[int] = Field(
+        default=[236, 236, 232], description="RGB of the 'solid' background."
+    )
+    background_image: str | None = Field(
+        default=None, description="Path or artifact key of the 'image' background (PNG/JPEG)."
+    )
+    camera_motion: str = Field(
+        default="none",
+        description="Virtual camera: none, push-in, pull-out, pan-left, pan-right or drift.",
     )
 
 
@@ -176,7 +187,24 @@ def frames(
         raise engine_failure(exc, "Bad render settings") from exc
     renderer = compute_type.make_renderer()
     character = processing.load_character(store, reference_id, subject_mask)
-    scene = processing.prepare_scene(renderer, character, width, height, config.background)
+    try:
+        backdrop = (
+            processing.load_background(store, config.background_image)
+            if config.background_image
+            else None
+        )
+        scene = processing.prepare_scene(
+            renderer,
+            character,
+            width,
+            height,
+            config.background,
+            background_color=tuple(config.background_color),
+            background_image=backdrop,
+        )
+        camera_matrix(config.camera_motion, 0.0, width, height)  # a typo fails here, once
+    except CharPipelineError as exc:
+        raise engine_failure(exc, "Bad background or camera settings") from exc
     reference_vector = processing.load_npy(store, identity_features["key"])
     reference_histogram = colour_histogram(character.rgb, character.soft_mask)
     previews: dict[str, np.ndarray] = {}
@@ -207,7 +235,14 @@ def frames(
                 context.log.info(f"{reference_id} {name}: rendered {index + 1}/{count} frames")
 
         processing.render_frames(
-            store, reference_id, name, z_sequence, renderer=renderer, scene=scene, on_frame=on_frame
+            store,
+            reference_id,
+            name,
+            z_sequence,
+            renderer=renderer,
+            scene=scene,
+            on_frame=on_frame,
+            camera_motion=config.camera_motion,
         )
         record = {
             "frames": count,

@@ -30,7 +30,7 @@ from char_pipeline.engine.controls import (
 from char_pipeline.engine.errors import InvalidInputError, ResourceExhaustedError
 from char_pipeline.engine.mesh import Mesh
 
-Background = Literal["auto", "scene", "solid"]
+Background = Literal["auto", "scene", "solid", "image"]
 MAX_RENDER_PIXELS = 3840 * 2160
 SOLID_BACKGROUND = (236, 236, 232)
 # Rigs whose skeleton really is a person's (limbs follow the control in full).
@@ -104,6 +104,8 @@ class RenderSettings:
     height: int = 720
     background: Background = "auto"
     subject_fill: float = 0.72  # fraction of the frame height the subject's box takes
+    background_color: tuple[int, int, int] = SOLID_BACKGROUND  # for "solid"
+    background_image: np.ndarray | None = None  # RGB, for "image": scaled to cover the frame
 
 
 class PreparedScene(Protocol):
@@ -160,6 +162,20 @@ def _scene_background(character: Character) -> np.ndarray:
     return np.clip(plate, 0, 255).astype(np.uint8)
 
 
+def _cover(image: np.ndarray | None, width: int, height: int) -> np.ndarray:
+    """An RGB image scaled to cover the frame and centre-cropped (no bars, no distortion)."""
+    if image is None or image.ndim != 3 or image.shape[2] < 3:
+        raise InvalidInputError("background 'image' needs an RGB background image.")
+    image = np.ascontiguousarray(image[..., :3])
+    scale = max(width / image.shape[1], height / image.shape[0])
+    size = (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale)))
+    resized = cv2.resize(
+        image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
+    x0, y0 = (size[0] - width) // 2, (size[1] - height) // 2
+    return np.ascontiguousarray(resized[y0 : y0 + height, x0 : x0 + width])
+
+
 def _background(
     character: Character, settings: RenderSettings, placement: np.ndarray
 ) -> np.ndarray:
@@ -168,10 +184,15 @@ def _background(
         mode = "scene" if character.mask_source != "alpha" else "solid"
     size = (settings.width, settings.height)
     if mode == "solid":
-        return np.full((settings.height, settings.width, 3), SOLID_BACKGROUND, dtype=np.uint8)
+        colour = tuple(int(c) for c in settings.background_color)
+        if len(colour) != 3 or not all(0 <= c <= 255 for c in colour):
+            raise InvalidInputError(f"background_color must be 3 values 0–255; got {colour}.")
+        return np.full((settings.height, settings.width, 3), colour, dtype=np.uint8)
+    if mode == "image":
+        return _cover(settings.background_image, settings.width, settings.height)
     if mode != "scene":
         raise InvalidInputError(
-            f"Unknown background {settings.background!r}; use auto, scene or solid."
+            f"Unknown background {settings.background!r}; use auto, scene, solid or image."
         )
     return cv2.warpAffine(
         _scene_background(character),
@@ -347,3 +368,42 @@ def get_renderer(name: str = "mesh") -> Renderer:
 
         return MeshRenderer()
     raise InvalidInputError(f"Unknown renderer {name!r}; available: {', '.join(RENDERERS)}.")
+
+
+CAMERA_MOTIONS = ("none", "push-in", "pull-out", "pan-left", "pan-right", "drift")
+
+
+def camera_matrix(kind: str, share: float, width: int, height: int) -> np.ndarray | None:
+    """The 2×3 image transform of a virtual camera move at ``share`` (0..1) of the clip,
+    or None for a still camera. Moves are gentle (≤ 12 % zoom, ≤ 8 % of the width pan) and
+    ease in and out, so the subject stays in frame."""
+    if kind not in CAMERA_MOTIONS:
+        raise InvalidInputError(
+            f"Unknown camera motion {kind!r}; use one of {', '.join(CAMERA_MOTIONS)}."
+        )
+    if kind == "none":
+        return None
+    eased = 0.5 - 0.5 * np.cos(np.pi * float(np.clip(share, 0.0, 1.0)))
+    zoom, shift_x, shift_y = 1.0, 0.0, 0.0
+    if kind == "push-in":
+        zoom = 1.0 + 0.12 * eased
+    elif kind == "pull-out":
+        zoom = 1.12 - 0.12 * eased
+    elif kind in ("pan-left", "pan-right"):
+        zoom = 1.08  # a little headroom so the pan never shows the frame's edge
+        shift_x = (0.08 if kind == "pan-left" else -0.08) * width * (eased - 0.5)
+    else:  # drift: a slow figure-of-eight, as a hand-held camera
+        zoom = 1.06
+        angle = 2 * np.pi * share
+        shift_x, shift_y = 0.02 * width * np.sin(angle), 0.015 * height * np.sin(2 * angle)
+    cx, cy = width / 2.0, height / 2.0
+    return np.array([[zoom, 0.0, cx - zoom * cx + shift_x], [0.0, zoom, cy - zoom * cy + shift_y]])
+
+
+def apply_camera(frame: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
+    if matrix is None:
+        return frame
+    height, width = frame.shape[:2]
+    return cv2.warpAffine(
+        frame, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )

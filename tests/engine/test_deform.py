@@ -142,3 +142,43 @@ def test_joint_depth_orders_overlapping_limbs(scenes):
     arm = scene.skin[:, 1] > 0.5  # vertices carried by the left forearm bone
     assert arm.any()
     assert front_depth[arm].mean() > 0 > back_depth[arm].mean()
+
+
+def test_backgrounds_solid_colour_and_image(present, image_paths):
+    from char_pipeline.engine.images import load_reference_image
+
+    character = _character(present)
+    renderer = MeshRenderer()
+    solid = renderer.prepare(
+        character, RenderSettings(64, 48, background="solid", background_color=(10, 200, 30))
+    )
+    assert tuple(renderer.render(solid, empty_z())[0, 0]) == (10, 200, 30)
+    brick = load_reference_image(image_paths["brick"].read_bytes()).rgb
+    if brick.ndim == 2:
+        brick = np.dstack([brick] * 3)
+    pictured = renderer.prepare(
+        character, RenderSettings(64, 48, background="image", background_image=brick)
+    )
+    frame = renderer.render(pictured, empty_z())
+    assert frame[:, :4].std() > 2  # the brick texture shows at the frame's edge
+    from char_pipeline.engine.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError):
+        renderer.prepare(character, RenderSettings(64, 48, background="image"))
+
+
+def test_camera_moves_are_gentle_and_checked():
+    from char_pipeline.engine.errors import InvalidInputError
+    from char_pipeline.engine.render import apply_camera, camera_matrix
+
+    assert camera_matrix("none", 0.5, 100, 80) is None
+    start, end = camera_matrix("push-in", 0.0, 100, 80), camera_matrix("push-in", 1.0, 100, 80)
+    assert start[0, 0] == pytest.approx(1.0) and end[0, 0] == pytest.approx(1.12)
+    # The frame's centre stays put while zooming.
+    assert end @ np.array([50.0, 40.0, 1.0]) == pytest.approx([50.0, 40.0])
+    frame = np.zeros((80, 100, 3), np.uint8)
+    frame[:, :50] = 255
+    panned = apply_camera(frame, camera_matrix("pan-left", 1.0, 100, 80))
+    assert panned.shape == frame.shape and not np.array_equal(panned, frame)
+    with pytest.raises(InvalidInputError, match="camera motion"):
+        camera_matrix("dolly-zoom", 0.5, 100, 80)
