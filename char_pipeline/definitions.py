@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from char_pipeline.assets.batch import batch_render_job
 from char_pipeline.assets.jobs import (
     nerf_request_job,
     reference_job,
@@ -59,7 +60,7 @@ ASSETS = [
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[render_job, reference_job, render_request_job, nerf_request_job],
+        jobs=[render_job, reference_job, render_request_job, nerf_request_job, batch_render_job],
         sensors=[
             reference_upload_sensor,
             reference_prune_sensor,

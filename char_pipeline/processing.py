@@ -337,3 +337,30 @@ def load_background(store: ArtifactStore, location: str) -> np.ndarray:
     path = Path(location)
     data = path.read_bytes() if path.is_file() else store.read_bytes(location)
     return load_reference_image(data).rgb
+
+
+def render_video_file(
+    renderer: Renderer,
+    scene,
+    z_sequence: np.ndarray,
+    local_path,
+    *,
+    video_format: str,
+    fps: int,
+    on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+):
+    """Render a z sequence straight into a video file (no PNG frames): its VideoInfo.
+
+    The API's sync path and batch runs use this; ``on_frame(index, frame, alpha)``.
+    """
+    from char_pipeline.engine.encode import VideoWriter, probe_video
+
+    with VideoWriter(
+        local_path, video_format=video_format, fps=fps, width=scene.width, height=scene.height
+    ) as writer:
+        for index, z_t in enumerate(z_sequence):
+            frame, alpha = renderer.render_layers(scene, z_t)
+            writer.write(frame)
+            if on_frame is not None:
+                on_frame(index, frame, alpha)
+    return probe_video(local_path)

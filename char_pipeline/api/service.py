@@ -19,7 +19,6 @@ from char_pipeline import catalog, processing
 from char_pipeline.api.deps import AppState
 from char_pipeline.api.errors import ApiError
 from char_pipeline.engine.controls import smooth_sequence, validate_z, validate_z_sequence
-from char_pipeline.engine.encode import VideoWriter, probe_video
 from char_pipeline.engine.errors import CharPipelineError, ResourceExhaustedError
 from char_pipeline.engine.images import encode_png, load_reference_image
 from char_pipeline.engine.render import get_renderer, parse_resolution
@@ -399,12 +398,9 @@ class Renders:
             )
             with tempfile.TemporaryDirectory() as folder:
                 local = Path(folder) / f"video.{request.format}"
-                with VideoWriter(
-                    local, video_format=request.format, fps=request.fps, width=width, height=height
-                ) as writer:
-                    for z_t in z_sequence:
-                        writer.write(renderer.render(scene, z_t))
-                info = probe_video(local)
+                info = processing.render_video_file(
+                    renderer, scene, z_sequence, local, video_format=request.format, fps=request.fps
+                )
                 key = catalog.generated_key(etag, f"video.{request.format}")
                 self.store.put_file(local, key)
             cached = {

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from char_pipeline import catalog
+from char_pipeline.assets.batch import batch_render_job
 from char_pipeline.assets.jobs import nerf_request_job, render_request_job
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.resources.compute import k8s_tags
@@ -18,7 +19,7 @@ from char_pipeline.settings import get_settings
 ATTEMPT_TAG = "char/attempt"
 
 
-REQUEST_JOBS = [render_request_job, nerf_request_job]
+REQUEST_JOBS = [render_request_job, nerf_request_job, batch_render_job]
 
 
 def nerf_run_config_for(job) -> dict:
@@ -38,6 +39,32 @@ def nerf_run_config_for(job) -> dict:
                         "cache_ttl": request["cache_ttl"],
                         "url_ttl": request.get("url_ttl"),
                     },
+                }
+            }
+        }
+    }
+
+
+def batch_run_config_for(jobs: list) -> dict:
+    first = jobs[0].request
+    return {
+        "ops": {
+            "render_batch": {
+                "config": {
+                    "tasks": [
+                        {
+                            "job_id": job.id,
+                            "reference_image_id": job.reference_image_id,
+                            "sequence_key": catalog.job_sequence_key(job.id),
+                            "result_fields": job.request["result_fields"],
+                            "cache_ttl": job.request["cache_ttl"],
+                            "url_ttl": job.request.get("url_ttl"),
+                        }
+                        for job in jobs
+                    ],
+                    "resolution": first["resolution"],
+                    "fps": first["fps"],
+                    "format": first["format"],
                 }
             }
         }
@@ -128,6 +155,14 @@ def run_request_for_jobs(jobs: list, attempt: int, run_key: str) -> dg.RunReques
     }
     if len(jobs) == 1:
         tags[JOB_ID_TAG] = first.id
+    if len({job.reference_image_id for job in jobs}) > 1:
+        # A batch across references: one op run renders them all (assets/batch.py).
+        return dg.RunRequest(
+            run_key=run_key,
+            job_name=batch_render_job.name,
+            run_config=batch_run_config_for(jobs),
+            tags=tags,
+        )
     if first.kind == "nerf":
         return dg.RunRequest(
             run_key=run_key,

@@ -1,3 +1,5 @@
+import numpy as np
+
 from tests.api.conftest import assert_envelope
 
 
@@ -132,3 +134,113 @@ def test_async_batch_tasks_of_one_reference_share_a_run(api, auth, present_id, t
         job = api.get(f"/v1/jobs/{job_id}", headers=auth).json()
         assert job["status"] == "completed" and job["result"]["frames"] == 3
     assert api.get(f"/v1/jobs/{job_ids[2]}", headers=auth).json()["status"] == "pending"
+
+
+def test_async_batch_across_references_is_one_run(api, auth, present_id, image_paths, tmp_path):
+    """Tasks for different references → one batch_render_job run; a task with a bad
+    sequence fails alone; each rendered reference gets a video materialization."""
+    import dagster as dg
+
+    from char_pipeline import catalog, processing
+    from char_pipeline.definitions import build_definitions
+    from char_pipeline.sensors.jobs import job_submission_sensor
+    from tests.api.conftest import upload, wait_processed
+
+    cat_id = upload(api, auth, image_paths["chelsea"])
+    assert wait_processed(api, auth, cat_id)["status"] == "processed"
+
+    def task(reference_id, seed):
+        z = api.post(f"/v1/control/latent?length=4&seed={seed}", headers=auth).json()["z_sequence"]
+        return {
+            "reference_image_id": reference_id,
+            "control_type": "latent",
+            "z_sequence": z,
+            "resolution": "64x48",
+            "fps": 8,
+        }
+
+    body = {"tasks": [task(present_id, 601), task(cat_id, 602), task(cat_id, 603)], "async": True}
+    answer = api.post("/v1/batch/video", headers={**auth, "X-Instance-Count": "2"}, json=body)
+    assert answer.status_code == 202, answer.text
+    job_ids = [t["job_id"] for t in answer.json()["tasks"]]
+    # The third task's stored sequence is broken after the fact: it must fail alone.
+    api.state.store.write_bytes(
+        catalog.job_sequence_key(job_ids[2]), processing.npy_bytes(np.zeros((4, 10), np.float32))
+    )
+    defs = build_definitions(api.state.settings)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        resources = {"jobs": defs.resources["jobs"]}
+        result = job_submission_sensor(
+            dg.build_sensor_context(instance=instance, resources=resources)
+        )
+        (request,) = [
+            r for r in result.run_requests if set(r.tags["char/job_ids"].split(",")) & set(job_ids)
+        ]
+        assert request.job_name == "batch_render_job"
+        assert sorted(request.tags["char/job_ids"].split(",")) == sorted(job_ids)
+        run = defs.resolve_job_def("batch_render_job").execute_in_process(
+            run_config=request.run_config, instance=instance, tags=request.tags
+        )
+        assert run.success
+        partitions = {m.partition for m in run.asset_materializations_for_node("render_batch")}
+        assert partitions == {present_id, cat_id}
+    views = [api.get(f"/v1/jobs/{job_id}", headers=auth).json() for job_id in job_ids]
+    assert [v["status"] for v in views] == ["completed", "completed", "failed"]
+    assert views[0]["result"]["frames"] == 4 and views[1]["result"]["resolution"] == "64x48"
+    assert views[2]["error"]["code"] == "UnprocessableEntity"
+    batch = api.get(answer.headers["Location"], headers=auth).json()
+    assert batch["status"] == "completed" and "2 of 3 tasks completed, 1 failed" in batch["message"]
+
+
+def test_batch_run_infrastructure_errors_leave_the_job_for_a_retry(
+    api, auth, present_id, image_paths, tmp_path
+):
+    import dagster as dg
+
+    from char_pipeline import catalog
+    from char_pipeline.definitions import build_definitions
+    from char_pipeline.engine.controls import latent_sequence
+    from char_pipeline.sensors.jobs import job_submission_sensor, run_request_for
+    from tests.api.conftest import upload, wait_processed
+
+    # A key of its own: this module's shared key is near its burst limit by now.
+    _, fresh = api.state.jobs.create_key("retry", ["reference:read", "generate:write"])
+    auth = {"Authorization": f"Bearer {fresh}"}
+    cat_id = upload(api, auth, image_paths["chelsea"])
+    wait_processed(api, auth, cat_id)
+    tasks = [
+        {
+            "reference_image_id": reference_id,
+            "control_type": "latent",
+            "z_sequence": latent_sequence(3, seed).tolist(),
+            "resolution": "64x48",
+            "fps": 6,
+        }
+        for reference_id, seed in ((present_id, 701), (cat_id, 702))
+    ]
+    answer = api.post("/v1/batch/video", headers=auth, json={"tasks": tasks, "async": True})
+    assert answer.status_code == 202, answer.text
+    job_ids = [t["job_id"] for t in answer.json()["tasks"]]
+    lost = catalog.job_sequence_key(job_ids[1])
+    saved = api.state.store.read_bytes(lost)
+    api.state.store.delete(lost)  # as if storage lost it for a while
+    defs = build_definitions(api.state.settings)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        resources = {"jobs": defs.resources["jobs"]}
+        result = job_submission_sensor(
+            dg.build_sensor_context(instance=instance, resources=resources)
+        )
+        (request,) = [r for r in result.run_requests if job_ids[0] in r.tags["char/job_ids"]]
+        run = defs.resolve_job_def("batch_render_job").execute_in_process(
+            run_config=request.run_config,
+            instance=instance,
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        assert not run.success
+    first, second = (api.state.jobs.get_job(job_id) for job_id in job_ids)
+    assert first.status == "completed" and second.status == "processing"
+    # The retry renders the job alone on the ordinary partitioned path.
+    api.state.store.write_bytes(lost, saved)
+    retry = run_request_for(second, 2)
+    assert retry.job_name == "render_request_job" and retry.partition_key == cat_id

@@ -114,10 +114,8 @@ def batch_video(
                 )
                 continue
             z_sequence, _, task_etag = plan
-            # Tasks for one reference that share size, rate and format render in one run.
-            group = (
-                f"{batch_id}:{task.reference_image_id}:{task.resolution}:{task.fps}:{task.format}"
-            )
+            # Tasks that share size, rate and format render in one run (across references).
+            group = f"{batch_id}:{task.resolution}:{task.fps}:{task.format}"
             specs.append(
                 renders.job_spec(
                     task,

@@ -1,0 +1,152 @@
+"""One run for a batch's tasks across many references (POST /v1/batch/video, async).
+
+A batch of N videos for N references would otherwise pay N run launches (a few seconds
+each). Dagster runs one partition (or a contiguous range of dynamic partitions) per asset
+run, and a batch's references are any set, so this run is an op job: it renders each
+task's video with X-Instance-Count worker threads and records an AssetMaterialization of
+``video`` for each reference partition it rendered, so the asset's partitions stay true.
+A task that fails on bad input fails its job alone; the others go on.
+"""
+
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+
+from char_pipeline import catalog, processing
+from char_pipeline.engine.errors import CharPipelineError
+from char_pipeline.engine.identity import cosine_similarity, extract_identity
+from char_pipeline.engine.render import parse_resolution
+from char_pipeline.resources.compute import ComputeFleet
+from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource
+from char_pipeline.resources.storage import ArtifactStore
+
+
+class BatchRenderConfig(dg.Config):
+    tasks: list[dict]  # job_id, reference_image_id, sequence_key, result_fields, ttls
+    resolution: str
+    fps: int
+    format: str
+
+
+@dg.op(description="Render a batch's videos for several references in one run.")
+def render_batch(
+    context: dg.OpExecutionContext,
+    config: BatchRenderConfig,
+    store: ArtifactStore,
+    jobs: JobStoreResource,
+    compute: ComputeFleet,
+) -> None:
+    compute_type = compute.select(context.run.tags.get("char/gpu_type"))
+    width, height = parse_resolution(config.resolution, max_pixels=compute_type.max_render_pixels)
+    renderer = compute_type.make_renderer()
+    scenes, references = {}, {}
+    for reference_id in sorted({task["reference_image_id"] for task in config.tasks}):
+        mask_record = store.read_json(catalog.record_key("subject_mask", reference_id))
+        identity = store.read_json(catalog.record_key("identity_features", reference_id))
+        character = processing.load_character(store, reference_id, mask_record)
+        scenes[reference_id] = processing.prepare_scene(renderer, character, width, height)
+        references[reference_id] = processing.load_npy(store, identity["key"])
+
+    def render_task(task: dict) -> tuple[dict, dict | None, str | None]:
+        job_id, reference_id = task["job_id"], task["reference_image_id"]
+        jobs.store.start_job(job_id, context.run.run_id)
+        samples: list[float] = []
+        last_report = [0.0]
+        try:
+            z_sequence = processing.load_npy(store, task["sequence_key"])
+            count, middle = len(z_sequence), len(z_sequence) // 2
+
+            def on_frame(index: int, frame: np.ndarray, alpha: np.ndarray) -> None:
+                if index == middle:
+                    vector = extract_identity(frame, alpha).vector
+                    samples.append(cosine_similarity(references[reference_id], vector))
+                if time.monotonic() - last_report[0] > 0.5 or index + 1 == count:
+                    last_report[0] = time.monotonic()
+                    jobs.store.update_progress(
+                        job_id, 95.0 * (index + 1) / count, f"Rendered {index + 1}/{count} frames"
+                    )
+
+            with tempfile.TemporaryDirectory() as folder:
+                local = Path(folder) / f"{job_id}.{config.format}"
+                info = processing.render_video_file(
+                    renderer,
+                    scenes[reference_id],
+                    z_sequence,
+                    local,
+                    video_format=config.format,
+                    fps=config.fps,
+                    on_frame=on_frame,
+                )
+                key = catalog.video_key(reference_id, job_id, config.format)
+                uri = store.put_file(local, key)
+        except CharPipelineError as exc:  # bad input: this job fails for good, alone
+            jobs.store.fail_job(job_id, exc.code, exc.message, {"run_id": context.run.run_id})
+            return task, None, exc.message
+        except Exception as exc:  # infrastructure: the run fails after the others finish
+            context.log.error(f"{job_id}: {type(exc).__name__}: {exc}")
+            return task, None, f"infrastructure: {type(exc).__name__}: {exc}"
+        result = {
+            **task["result_fields"],
+            "video_key": key,
+            "format": config.format,
+            "frames": info.frames,
+            "fps": config.fps,
+            "resolution": f"{width}x{height}",
+            "duration_s": info.duration_s,
+            "size_bytes": info.size_bytes,
+            "renderer": renderer.name,
+        }
+        jobs.complete(job_id, result, store, task.get("url_ttl"))
+        jobs.store.cache_put(result["etag"], result, int(task.get("cache_ttl", 86400)))
+        video = {"job_id": job_id, "uri": uri, "frames": info.frames, "identity_cosine": samples}
+        return task, video, None
+
+    workers = max(1, min(4, int(context.run.tags.get(INSTANCE_COUNT_TAG, "1") or 1)))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(render_task, config.tasks))
+    for task, video, _ in outcomes:
+        if video is None:
+            continue
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key="video",
+                partition=task["reference_image_id"],
+                description=f"Batch task {video['job_id']}",
+                metadata={
+                    "job_id": video["job_id"],
+                    "frames": video["frames"],
+                    "resolution": f"{width}x{height}",
+                    "renderer": renderer.name,
+                    "identity_cosine": dg.MetadataValue.json(
+                        [round(v, 4) for v in video["identity_cosine"]]
+                    ),
+                    "path": dg.MetadataValue.path(video["uri"]),
+                },
+            )
+        )
+    failed = {task["job_id"]: error for task, _, error in outcomes if error}
+    context.log.info(
+        f"{len(outcomes) - len(failed)} of {len(outcomes)} videos for "
+        f"{len(scenes)} references in {time.perf_counter() - started:.1f} s with {workers} workers"
+    )
+    for job_id, error in failed.items():
+        context.log.warning(f"{job_id} failed: {error}")
+    broken = [job_id for job_id, error in failed.items() if error.startswith("infrastructure")]
+    if broken:
+        # job_failure_sensor retries these jobs one by one; finished ones are left alone.
+        raise dg.Failure(
+            description=f"{len(broken)} batch task(s) hit an infrastructure error: {', '.join(broken)}"
+        )
+
+
+@dg.job(
+    description="An async batch's videos for several references in one run (one launch, X-Instance-Count workers).",
+    executor_def=dg.in_process_executor,
+)
+def batch_render_job():
+    render_batch()
