@@ -26,7 +26,15 @@ def reference_upload_sensor(
     return dg.SensorResult(
         dynamic_partitions_requests=[reference_partitions.build_add_request(new_ids)],
         run_requests=[
-            dg.RunRequest(partition_key=reference_id, run_key=reference_id)
+            dg.RunRequest(
+                partition_key=reference_id,
+                run_key=reference_id,
+                # Already processed by the API (which answered the upload): the run only
+                # records lineage, so render jobs waiting in the queue go first.
+                tags={"dagster/priority": "-1"}
+                if store.exists(catalog.record_key("identity_features", reference_id))
+                else {},
+            )
             for reference_id in new_ids
         ],
     )

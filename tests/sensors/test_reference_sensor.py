@@ -36,3 +36,15 @@ def test_partitions_without_uploads_are_pruned(store, image_paths, tmp_path):
     assert isinstance(request, dg.DeleteDynamicPartitionsRequest) and request.partition_keys == [
         "ref_deleted00"
     ]
+
+
+def test_references_the_api_already_processed_queue_behind_renders(store, image_paths, tmp_path):
+    fresh = catalog.save_upload(store, image_paths["chelsea"].read_bytes(), "chelsea.png")
+    done = catalog.save_upload(store, image_paths["present"].read_bytes(), "present.png")
+    store.write_json(catalog.record_key("identity_features", done.reference_image_id), {})
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = reference_upload_sensor(
+            dg.build_sensor_context(instance=instance, resources={"store": store})
+        )
+    priorities = {r.partition_key: r.tags.get("dagster/priority") for r in result.run_requests}
+    assert priorities == {fresh.reference_image_id: None, done.reference_image_id: "-1"}
