@@ -364,3 +364,19 @@ def render_video_file(
             if on_frame is not None:
                 on_frame(index, frame, alpha)
     return probe_video(local_path)
+
+
+def video_result(fields: dict, key: str, info, *, video_format: str, fps: int, **extra) -> dict:
+    """A stored video result (a job's or the response cache's): the request's own fields,
+    minus its TTLs, plus what the file is. Every door that finishes a video uses this."""
+    return {
+        **{k: v for k, v in fields.items() if k not in ("cache_ttl", "url_ttl")},
+        "video_key": key,
+        "format": video_format,
+        "frames": info.frames,
+        "fps": fps,
+        "resolution": f"{info.width}x{info.height}",
+        "duration_s": info.duration_s,
+        "size_bytes": info.size_bytes,
+        **extra,
+    }

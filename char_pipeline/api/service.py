@@ -77,6 +77,27 @@ def check_resolution(resolution: str, gpu: str) -> tuple[int, int]:
     return width, height
 
 
+def check_budget(frames: int, width: int, height: int, gpu: str) -> None:
+    """Frames × pixels one job may render on a compute type (the seed's FAQ Q7)."""
+    if frames * width * height > GPU_PIXEL_BUDGET[gpu]:
+        raise ResourceExhaustedError(
+            f"{frames} frames at {width}x{height} exceed the {gpu} budget; reduce the resolution or the frames, split the video, or use X-GPU-Type: a100.",
+            frames=frames,
+            resolution=f"{width}x{height}",
+            gpu_type=gpu,
+        )
+
+
+def check_even_size(width: int, height: int) -> None:
+    """MP4 here is H.264 yuv420p, whose chroma planes need an even width and height."""
+    if width % 2 or height % 2:
+        raise ApiError(
+            422,
+            f"MP4 (H.264, yuv420p) needs an even width and height; got {width}x{height}.",
+            details={"field": "resolution"},
+        )
+
+
 def backend_report(renderer: str, model: str, weights: dict[str, Any]) -> dict[str, Any]:
     """How the request's generator mode and weights map onto this backend — never silently ignored."""
     parameters = {}
@@ -349,19 +370,9 @@ class Renders:
             pose_smoothness=request.pose_smoothness,
         )
         width, height = check_resolution(request.resolution, gpu)
-        if len(z_sequence) * width * height > GPU_PIXEL_BUDGET[gpu]:
-            raise ResourceExhaustedError(
-                f"{len(z_sequence)} frames at {width}x{height} exceed the {gpu} budget; reduce resolution or frames, split the video, or use X-GPU-Type: a100.",
-                frames=len(z_sequence),
-                resolution=request.resolution,
-                gpu_type=gpu,
-            )
-        if request.format == "mp4" and (width % 2 or height % 2):
-            raise ApiError(
-                422,
-                f"MP4 (H.264, yuv420p) needs an even width and height; got {width}x{height}.",
-                details={"field": "resolution"},
-            )
+        check_budget(len(z_sequence), width, height, gpu)
+        if request.format == "mp4":
+            check_even_size(width, height)
         mask_record = self.references.require_processed(request.reference_image_id)
         etag = etag_for(
             "video",
@@ -403,17 +414,14 @@ class Renders:
                 )
                 key = catalog.generated_key(etag, f"video.{request.format}")
                 self.store.put_file(local, key)
-            cached = {
-                **self.result_fields(request, etag),
-                "video_key": key,
-                "format": request.format,
-                "frames": info.frames,
-                "fps": request.fps,
-                "resolution": f"{width}x{height}",
-                "duration_s": info.duration_s,
-                "size_bytes": info.size_bytes,
-                "renderer": renderer.name,
-            }
+            cached = processing.video_result(
+                self.result_fields(request, etag),
+                key,
+                info,
+                video_format=request.format,
+                fps=request.fps,
+                renderer=renderer.name,
+            )
             self.state.jobs.cache_put(etag, cached, cache_ttl or DEFAULT_CACHE_TTL)
         return self.present(cached, request.url_ttl)
 
@@ -594,19 +602,8 @@ class Nerfs:
         )
         width, height = check_resolution(request.resolution, gpu)
         if request.output_format == "video":
-            if len(cameras) * width * height > GPU_PIXEL_BUDGET[gpu]:
-                raise ResourceExhaustedError(
-                    f"{len(cameras)} frames at {width}x{height} exceed the {gpu} budget; reduce resolution or poses, or use X-GPU-Type: a100.",
-                    frames=len(cameras),
-                    resolution=request.resolution,
-                    gpu_type=gpu,
-                )
-            if width % 2 or height % 2:
-                raise ApiError(
-                    422,
-                    f"MP4 (H.264, yuv420p) needs an even width and height; got {width}x{height}.",
-                    details={"field": "resolution"},
-                )
+            check_budget(len(cameras), width, height, gpu)
+            check_even_size(width, height)
         mask_record = self.references.require_processed(request.reference_image_id)
         etag = etag_for(
             "nerf",
@@ -688,14 +685,12 @@ class Nerfs:
                     )
                     key = catalog.generated_key(etag, "nerf.mp4")
                     self.store.put_file(local, key)
-                cached.update(
-                    video_key=key,
-                    format="mp4",
-                    frames=info.frames,
+                cached = processing.video_result(
+                    cached,
+                    key,
+                    info,
+                    video_format="mp4",
                     fps=request.fps or 24,
-                    resolution=f"{width}x{height}",
-                    duration_s=info.duration_s,
-                    size_bytes=info.size_bytes,
                     quality=stats.to_json(),
                 )
             self.state.jobs.cache_put(etag, cached, cache_ttl or DEFAULT_CACHE_TTL)

@@ -89,17 +89,14 @@ def render_batch(
         except Exception as exc:  # infrastructure: the run fails after the others finish
             context.log.error(f"{job_id}: {type(exc).__name__}: {exc}")
             return task, None, f"infrastructure: {type(exc).__name__}: {exc}"
-        result = {
-            **task["result_fields"],
-            "video_key": key,
-            "format": config.format,
-            "frames": info.frames,
-            "fps": config.fps,
-            "resolution": f"{width}x{height}",
-            "duration_s": info.duration_s,
-            "size_bytes": info.size_bytes,
-            "renderer": renderer.name,
-        }
+        result = processing.video_result(
+            task["result_fields"],
+            key,
+            info,
+            video_format=config.format,
+            fps=config.fps,
+            renderer=renderer.name,
+        )
         jobs.complete(job_id, result, store, task.get("url_ttl"))
         jobs.store.cache_put(result["etag"], result, int(task.get("cache_ttl", 86400)))
         video = {"job_id": job_id, "uri": uri, "frames": info.frames, "identity_cosine": samples}

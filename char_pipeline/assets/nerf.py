@@ -177,17 +177,14 @@ def nerf_video(
     quality = stats.to_json()
     video_record = {"key": key, "uri": uri, **info.to_json(), "quality": quality}
     if job_id:
-        result = {
-            **{k: v for k, v in config.job_result.items() if k not in ("cache_ttl", "url_ttl")},
-            "video_key": key,
-            "format": config.format,
-            "frames": info.frames,
-            "fps": config.fps,
-            "resolution": f"{width}x{height}",
-            "duration_s": info.duration_s,
-            "size_bytes": info.size_bytes,
-            "quality": quality,
-        }
+        result = processing.video_result(
+            config.job_result,
+            key,
+            info,
+            video_format=config.format,
+            fps=config.fps,
+            quality=quality,
+        )
         jobs.complete(job_id, result, store, config.job_result.get("url_ttl"))
         if "etag" in result:
             jobs.store.cache_put(

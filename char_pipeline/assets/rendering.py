@@ -25,7 +25,7 @@ from char_pipeline.engine.controls import (
     latent_sequence,
     validate_z_sequence,
 )
-from char_pipeline.engine.encode import VideoWriter, probe_video
+from char_pipeline.engine.encode import VideoInfo, VideoWriter, probe_video
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.identity import cosine_similarity, extract_identity
 from char_pipeline.engine.metrics import (
@@ -387,17 +387,14 @@ def video(
         video = next((v for v in videos if v["control"] == job_id), None)
         if video is None:
             continue
-        result = {
-            **{k: v for k, v in job_result.items() if k not in ("cache_ttl", "url_ttl")},
-            "video_key": video["key"],
-            "format": video["format"],
-            "frames": video["frames"],
-            "fps": config.fps,
-            "resolution": f"{width}x{height}",
-            "duration_s": video["duration_s"],
-            "size_bytes": video["size_bytes"],
-            "renderer": frames["renderer"],
-        }
+        result = processing.video_result(
+            job_result,
+            video["key"],
+            VideoInfo(**{k: video[k] for k in VideoInfo.__dataclass_fields__}),
+            video_format=video["format"],
+            fps=config.fps,
+            renderer=frames["renderer"],
+        )
         jobs.complete(job_id, result, store, job_result.get("url_ttl"))
         if "etag" in result:
             jobs.store.cache_put(result["etag"], result, int(job_result.get("cache_ttl", 86400)))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from char_pipeline.engine.controls import (
@@ -34,11 +33,11 @@ from char_pipeline.engine.render import (
     Character,
     RenderSettings,
     _background,
-    _placement,
     _segment_distances_sq,
     _similarities,
     bone_segments,
     composite,
+    place_subject,
     warp_subject,
 )
 
@@ -94,20 +93,11 @@ class MeshRenderer:
     def prepare(self, character: Character, settings: RenderSettings) -> MeshScene:
         import igl
 
-        placement = _placement(character, settings)
-        size = (settings.width, settings.height)
+        subject = place_subject(character, settings)
+        placement, joints, pivot = subject.placement, subject.joints, subject.pivot
         scale = placement[0, 0]
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        alpha = cv2.warpAffine(character.soft_mask, placement, size, flags=interpolation)
-        rgb = cv2.warpAffine(
-            character.rgb, placement, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE
-        )
-        premultiplied = cv2.multiply(rgb, cv2.merge([alpha, alpha, alpha]), scale=1 / 255.0)
         mesh = character.mesh if character.mesh is not None else build_mesh(character.soft_mask)
         placed = mesh.transformed(placement)
-        joints = character.rest.joints @ placement[:, :2].T + placement[:, 2]
-        x0, _, x1, y1 = character.bbox
-        pivot = np.array([(x0 + x1) / 2.0, y1]) @ placement[:, :2].T + placement[:, 2]
         unit = float(character.rest.subject_height * scale)
 
         starts, ends = bone_segments(joints)
@@ -125,7 +115,7 @@ class MeshRenderer:
         return MeshScene(
             width=settings.width,
             height=settings.height,
-            subject=np.dstack([premultiplied, alpha]),
+            subject=subject.subject,
             background=_background(character, settings, placement),
             rest_joints=joints,
             subject_height=unit,

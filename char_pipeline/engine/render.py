@@ -140,6 +140,31 @@ def _placement(character: Character, settings: RenderSettings) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class PlacedSubject:
+    """The subject placed in the frame: what every renderer starts from."""
+
+    placement: np.ndarray  # 2×3 reference → frame
+    subject: np.ndarray  # HxWx4 uint8: premultiplied RGB + alpha
+    joints: np.ndarray  # (17, 2) rest joints, frame pixels
+    pivot: np.ndarray  # (2,) bottom centre of the subject's box, frame pixels
+
+
+def place_subject(character: Character, settings: RenderSettings) -> PlacedSubject:
+    placement = _placement(character, settings)
+    size = (settings.width, settings.height)
+    interpolation = cv2.INTER_AREA if placement[0, 0] < 1 else cv2.INTER_LINEAR
+    alpha = cv2.warpAffine(character.soft_mask, placement, size, flags=interpolation)
+    rgb = cv2.warpAffine(
+        character.rgb, placement, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE
+    )
+    premultiplied = cv2.multiply(rgb, cv2.merge([alpha, alpha, alpha]), scale=1 / 255.0)
+    joints = character.rest.joints @ placement[:, :2].T + placement[:, 2]
+    x0, _, x1, y1 = character.bbox
+    pivot = np.array([(x0 + x1) / 2.0, y1]) @ placement[:, :2].T + placement[:, 2]
+    return PlacedSubject(placement, np.dstack([premultiplied, alpha]), joints, pivot)
+
+
 def _scene_background(character: Character) -> np.ndarray:
     """The reference with its subject replaced by the surrounding colours, softened."""
     rgb = character.rgb.astype(np.float32)
@@ -262,20 +287,14 @@ class WarpRenderer:
         self.grid_step = grid_step
 
     def prepare(self, character: Character, settings: RenderSettings) -> WarpScene:
-        placement = _placement(character, settings)
-        size = (settings.width, settings.height)
-        scale = placement[0, 0]
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        alpha = cv2.warpAffine(character.soft_mask, placement, size, flags=interpolation)
-        rgb = cv2.warpAffine(
-            character.rgb, placement, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE
+        placed = place_subject(character, settings)
+        placement, subject, joints, pivot = (
+            placed.placement,
+            placed.subject,
+            placed.joints,
+            placed.pivot,
         )
-        premultiplied = cv2.multiply(rgb, cv2.merge([alpha, alpha, alpha]), scale=1 / 255.0)
-        subject = np.dstack([premultiplied, alpha])
-
-        joints = character.rest.joints @ placement[:, :2].T + placement[:, 2]
-        x0, _, x1, y1 = character.bbox
-        pivot = np.array([(x0 + x1) / 2.0, y1]) @ placement[:, :2].T + placement[:, 2]
+        scale = placement[0, 0]
 
         # Solve the warp on a coarse grid laid out so cv2.resize interpolates it exactly.
         grid_w = max(2, settings.width // self.grid_step)

@@ -8,6 +8,18 @@ from char_pipeline.api.service import Nerfs, Renders, etag_matches, gpu_settings
 from char_pipeline.jobstore import ApiKey
 
 router = APIRouter(prefix="/v1/generate", tags=["Frame Generation"])
+
+
+def accepted(state: AppState, job_id: str, headers: dict[str, str]) -> JSONResponse:
+    """202 for an async job: its id, status URL and Location (the seed's §9.1)."""
+    location = f"/v1/jobs/{job_id}"
+    return JSONResponse(
+        {"job_id": job_id, "status_url": f"{state.settings.base_url}{location}"},
+        status_code=202,
+        headers={**headers, "Location": location},
+    )
+
+
 WRITE = require_scope("generate:write")
 
 
@@ -67,12 +79,7 @@ def generate_video(
             job = renders.submit_video(
                 body, z_sequence, etag, gpu, count, key.id, custom_cache_duration_seconds
             )
-            location = f"/v1/jobs/{job.id}"
-            return JSONResponse(
-                {"job_id": job.id, "status_url": f"{state.settings.base_url}{location}"},
-                status_code=202,
-                headers={**headers, "Location": location},
-            )
+            return accepted(state, job.id, headers)
         result = renders.render_video(
             body, z_sequence, mask_record, etag, custom_cache_duration_seconds
         )
@@ -111,12 +118,7 @@ def generate_nerf(
             job = nerfs.submit(
                 body, cameras, mask_record, etag, gpu, count, key.id, custom_cache_duration_seconds
             )
-            location = f"/v1/jobs/{job.id}"
-            return JSONResponse(
-                {"job_id": job.id, "status_url": f"{state.settings.base_url}{location}"},
-                status_code=202,
-                headers={**headers, "Location": location},
-            )
+            return accepted(state, job.id, headers)
         result = nerfs.render(body, cameras, size, mask_record, etag, custom_cache_duration_seconds)
         return JSONResponse(result, headers=headers)
 
