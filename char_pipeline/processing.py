@@ -247,7 +247,7 @@ def prepare_scene(
 
 def build_nerf(store: ArtifactStore, reference_id: str, mask_record: dict) -> dict:
     """Build the reference's radiance field; writes nerf_model.npz and its JSON header."""
-    from char_pipeline.engine.nerf import build_radiance_field, reference_psnr
+    from char_pipeline.engine.nerf import build_radiance_field
 
     rgb, _ = load_reference_rgba(store, reference_id)
     soft = decode_png(store.read_bytes(mask_record["mask_key"]))
@@ -267,7 +267,6 @@ def build_nerf(store: ArtifactStore, reference_id: str, mask_record: dict) -> di
         "size_bytes": len(data),
         "resolution": model.header()["resolution"],
         "build_seconds": round(seconds, 3),
-        "reference_psnr_db": round(reference_psnr(model), 2),
     }
 
 

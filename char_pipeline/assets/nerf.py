@@ -52,7 +52,8 @@ def nerf_model(context: dg.AssetExecutionContext, store: ArtifactStore, subject_
         raise engine_failure(exc, f"The 3D model of {reference_id} could not be built") from exc
     model = processing.NERF_MODELS.load(store, record["model_key"])
     rows, cols = model.reference_mask.shape
-    rendered, _ = model.render(nerf.REFERENCE_CAMERA, cols, rows)
+    rendered, _ = model.render(nerf.REFERENCE_CAMERA, cols, rows, background=None)
+    record["reference_psnr_db"] = round(nerf.reference_psnr(model, rendered), 2)
     stats = nerf.TrajectoryStats()
     views = list(nerf.render_trajectory(model, nerf.orbit(CHECK_VIEWS), 160, 120, stats))
     turntable = stats.to_json()
@@ -68,7 +69,7 @@ def nerf_model(context: dg.AssetExecutionContext, store: ArtifactStore, subject_
             "preview": markdown_images(
                 {
                     "reference view": model.reference_rgb,
-                    "rendered from the reference camera": rendered,
+                    "rendered from the reference camera (over black)": rendered,
                     **{
                         f"azimuth {i * 360 // CHECK_VIEWS}°": views[i]
                         for i in range(0, CHECK_VIEWS, 3)

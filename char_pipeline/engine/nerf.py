@@ -679,10 +679,12 @@ def psnr_in_mask(rendered: np.ndarray, reference: np.ndarray, mask: np.ndarray) 
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def reference_psnr(model: RadianceField) -> float:
-    """Render the model from the reference camera and compare with the reference view."""
-    rows, cols = model.reference_mask.shape
-    rendered, _ = model.render(REFERENCE_CAMERA, cols, rows, background=None)
+def reference_psnr(model: RadianceField, rendered: np.ndarray | None = None) -> float:
+    """The model rendered from the reference camera (over black; or ``rendered``, such a
+    render) against the reference view, inside the mask."""
+    if rendered is None:
+        rows, cols = model.reference_mask.shape
+        rendered, _ = model.render(REFERENCE_CAMERA, cols, rows, background=None)
     return psnr_in_mask(rendered, model.reference_rgb, model.reference_mask)
 
 

@@ -212,6 +212,28 @@ def client_rest_pose(
     return RestPose(joints, max(float(span) * 1.1, template.subject_height * 0.5), image_size)
 
 
+def find_skeleton(
+    rgb: np.ndarray,
+    binary_mask: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    keypoints: list[dict[str, Any]] | None = None,
+) -> tuple[RestPose, str, dict[str, Any]]:
+    """Rest pose, how it was found, and the skeleton graph (for medial-axis rigs)."""
+    size = (rgb.shape[1], rgb.shape[0])
+    if keypoints:
+        return client_rest_pose(keypoints, bbox, size), "client", {}
+    joints = detect_pose(rgb, binary_mask)
+    if joints is not None:
+        span = joints[:, 1].max() - joints[:, 1].min()
+        height = max(float(span) * 1.12, float(bbox[3] - bbox[1]))
+        return RestPose(joints, height, size), "pose-model", {}
+    face = detect_face(rgb, binary_mask)
+    if face is not None:
+        return face_rest_pose(face, bbox, size), "face", {}
+    graph = medial_skeleton(binary_mask)
+    return skeleton_rest_pose(binary_mask, bbox, graph), "skeleton-graph", graph
+
+
 def build_rig(
     rgb: np.ndarray,
     soft_mask: np.ndarray,
@@ -220,38 +242,17 @@ def build_rig(
     keypoints: list[dict[str, Any]] | None = None,
 ) -> Rig:
     """The subject's rig: client keypoints, else a person's pose, a face, or the medial axis."""
-    size = (rgb.shape[1], rgb.shape[0])
     mesh = build_mesh(soft_mask)
-    if keypoints:
-        return Rig(client_rest_pose(keypoints, bbox, size), "client", mesh)
-    joints = detect_pose(rgb, binary_mask)
-    if joints is not None:
-        span = joints[:, 1].max() - joints[:, 1].min()
-        height = max(float(span) * 1.12, float(bbox[3] - bbox[1]))
-        return Rig(RestPose(joints, height, size), "pose-model", mesh)
-    face = detect_face(rgb, binary_mask)
-    if face is not None:
-        return Rig(face_rest_pose(face, bbox, size), "face", mesh)
-    graph = medial_skeleton(binary_mask)
-    return Rig(skeleton_rest_pose(binary_mask, bbox, graph), "skeleton-graph", mesh, graph)
+    rest, kind, graph = find_skeleton(rgb, binary_mask, bbox, keypoints)
+    return Rig(rest, kind, mesh, graph)
 
 
 def estimate_rest_pose(
     rgb: np.ndarray, binary_mask: np.ndarray, bbox: tuple[int, int, int, int]
 ) -> tuple[RestPose, str]:
     """The subject's rest pose and how it was found (see build_rig), without the mesh."""
-    size = (rgb.shape[1], rgb.shape[0])
-    joints = detect_pose(rgb, binary_mask)
-    if joints is not None:
-        span = joints[:, 1].max() - joints[:, 1].min()
-        return RestPose(
-            joints, max(float(span) * 1.12, float(bbox[3] - bbox[1])), size
-        ), "pose-model"
-    face = detect_face(rgb, binary_mask)
-    if face is not None:
-        return face_rest_pose(face, bbox, size), "face"
-    graph = medial_skeleton(binary_mask)
-    return skeleton_rest_pose(binary_mask, bbox, graph), "skeleton-graph"
+    rest, kind, _ = find_skeleton(rgb, binary_mask, bbox)
+    return rest, kind
 
 
-__all__ = ["COCO_JOINTS", "Rig", "build_rig", "estimate_rest_pose"]
+__all__ = ["COCO_JOINTS", "Rig", "build_rig", "estimate_rest_pose", "find_skeleton"]
