@@ -9,6 +9,7 @@ print(video.video_url)
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -233,15 +234,20 @@ class Client:
         return Result(response.json())
 
     def upload_reference_image(
-        self, path: str | os.PathLike[str], name: str | None = None
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        keypoints: list[dict] | None = None,
     ) -> Result:
+        """Upload a reference; ``keypoints`` (x, y in 0..1, COCO-17 names) rig it instead
+        of pose detection."""
         file = Path(path)
+        data = {"name": name or file.name}
+        if keypoints is not None:
+            data["keypoints"] = json.dumps(keypoints)
         with file.open("rb") as handle:
             return self.request(
-                "POST",
-                "/v1/reference-image",
-                files={"image": (file.name, handle)},
-                data={"name": name or file.name},
+                "POST", "/v1/reference-image", files={"image": (file.name, handle)}, data=data
             )
 
     def reference_image(self, reference_image_id: str) -> Result:

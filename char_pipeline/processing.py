@@ -313,6 +313,7 @@ def render_nerf_video(
     fps: int,
     video_format: str,
     on_frame: Callable[[int, np.ndarray], None] | None = None,
+    background: tuple[int, int, int] | None = None,
 ):
     """Render a camera trajectory and stream it into a video: (VideoInfo, TrajectoryStats)."""
     from char_pipeline.engine.encode import VideoWriter, probe_video
@@ -322,7 +323,15 @@ def render_nerf_video(
     with VideoWriter(
         local_path, video_format=video_format, fps=fps, width=width, height=height
     ) as writer:
-        for index, frame in enumerate(render_trajectory(model, cameras, width, height, stats)):
+        frames = render_trajectory(
+            model,
+            cameras,
+            width,
+            height,
+            stats,
+            **({"background": background} if background else {}),
+        )
+        for index, frame in enumerate(frames):
             writer.write(frame)
             if on_frame is not None:
                 on_frame(index, frame)

@@ -108,6 +108,12 @@ class NerfVideoConfig(dg.Config):
     resolution: str = "320x240"
     fps: int = Field(default=24, ge=1, le=120)
     format: str = "mp4"
+    background_color: list[int] = Field(
+        default=[236, 236, 232],
+        min_length=3,
+        max_length=3,
+        description="RGB the subject is composited over.",
+    )
     job_result: dict = Field(
         default={}, description="Fields an API job's result carries over (set by the sensor)."
     )
@@ -170,6 +176,7 @@ def nerf_video(
                 fps=config.fps,
                 video_format=config.format,
                 on_frame=on_frame,
+                background=tuple(config.background_color),
             )
         except CharPipelineError as exc:
             raise engine_failure(exc, "Encoding the NeRF video failed") from exc

@@ -147,7 +147,10 @@ class FramesConfig(dg.Config):
         description="auto, scene (the reference's own, inpainted and softened), solid or image.",
     )
     background_color: list[int] = Field(
-        default=[236, 236, 232], description="RGB of the 'solid' background."
+        default=[236, 236, 232],
+        min_length=3,
+        max_length=3,
+        description="RGB of the 'solid' background.",
     )
     background_image: str | None = Field(
         default=None, description="Path or artifact key of the 'image' background (PNG/JPEG)."
