@@ -6,6 +6,8 @@ Each error carries a stable ``code`` (the API maps it to the seed's error envelo
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 
@@ -60,6 +62,18 @@ class ModelNotInstalledError(CharPipelineError):
 
     code = "ModelNotInstalled"
     http_status = 422
+
+
+def configured_model_folder(env_var: str, model: str, advice: str) -> Path:
+    """The local transformers model folder ``env_var`` names, or ModelNotInstalledError
+    (no model hub is reachable here: optional models are folders an operator installs)."""
+    configured = os.environ.get(env_var, "").strip()
+    if not configured or not (Path(configured) / "config.json").is_file():
+        raise ModelNotInstalledError(
+            f"The '{model}' model is not installed on this server: set {env_var} to {advice}",
+            model=model,
+        )
+    return Path(configured)
 
 
 class ResourceExhaustedError(CharPipelineError):

@@ -9,7 +9,6 @@ ever falls back to random weights.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,7 +16,11 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from char_pipeline.engine.errors import InvalidInputError, ModelNotInstalledError
+from char_pipeline.engine.errors import (
+    InvalidInputError,
+    ModelNotInstalledError,
+    configured_model_folder,
+)
 
 IdentityModel = Literal["cnn", "vit"]
 CNN_INPUT_SIZE = 224
@@ -126,15 +129,12 @@ def _vit_model(path: str):
 
 
 def vit_model_path() -> Path:
-    configured = os.environ.get(VIT_MODEL_ENV, "").strip()
-    if not configured or not (Path(configured) / "config.json").is_file():
-        raise ModelNotInstalledError(
-            "The 'vit' identity model is not installed on this server: set "
-            f"{VIT_MODEL_ENV} to a local transformers vision model folder (e.g. a DINOv2 or "
-            "CLIP vision checkpoint saved with save_pretrained). Use model 'cnn' meanwhile.",
-            model="vit",
-        )
-    return Path(configured)
+    return configured_model_folder(
+        VIT_MODEL_ENV,
+        "vit",
+        "a local transformers vision model folder (e.g. a DINOv2 or CLIP vision checkpoint "
+        "saved with save_pretrained). Use model 'cnn' meanwhile.",
+    )
 
 
 def vit_embedding(crop: np.ndarray, model_path: Path) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from char_pipeline.engine.errors import ModelNotInstalledError
+from char_pipeline.engine.errors import ModelNotInstalledError, configured_model_folder
 
 MOTION_DESCRIPTIONS = {
     "idle": "standing still, breathing calmly, waiting, resting",
@@ -40,15 +40,12 @@ CLIP_MODEL_ENV = "CHAR_CLIP_MODEL_PATH"
 
 
 def clip_model_path() -> Path:
-    configured = os.environ.get(CLIP_MODEL_ENV, "").strip()
-    if not configured or not (Path(configured) / "config.json").is_file():
-        raise ModelNotInstalledError(
-            "The 'clip' text model is not installed on this server: set "
-            f"{CLIP_MODEL_ENV} to a local transformers CLIP folder (saved with "
-            "save_pretrained). Use model 'custom-nlp' (MiniLM, installed) meanwhile.",
-            model="clip",
-        )
-    return Path(configured)
+    return configured_model_folder(
+        CLIP_MODEL_ENV,
+        "clip",
+        "a local transformers CLIP folder (saved with save_pretrained). "
+        "Use model 'custom-nlp' (MiniLM, installed) meanwhile.",
+    )
 
 
 @functools.cache
