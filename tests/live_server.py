@@ -20,17 +20,40 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(check, timeout: float, what: str):
-    """Poll ``check`` (HTTP errors count as 'not yet') until it returns something truthy."""
+class NotYet(Exception):
+    """A poll answered 'not yet': a 429 (with its Retry-After) or a server still starting."""
+
+    def __init__(self, retry_after: float = 0.0) -> None:
+        super().__init__(f"retry after {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+def json_of(response: httpx.Response) -> dict:
+    """The body of a successful poll; 429 and 503 raise NotYet (Retry-After honoured)."""
+    if response.status_code in (429, 503):
+        raise NotYet(float(response.headers.get("retry-after", "1") or 1))
+    assert response.status_code == 200, (response.status_code, response.text)
+    return response.json()
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 1.0):
+    """Poll ``check`` until it returns something truthy, like a polite client.
+
+    Connection errors and NotYet count as 'not yet'; a 429 waits for its Retry-After. One poll
+    a second stays well inside a key's 100 requests/minute.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        pause = interval
         try:
             result = check()
             if result:
                 return result
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
+        except NotYet as not_yet:
+            pause = max(interval, not_yet.retry_after)
+        time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -40,9 +63,10 @@ class LiveServer:
     def __init__(self, home: Path, **settings: str) -> None:
         self.env = {**os.environ, "CHAR_PIPELINE_HOME": str(home), **settings}
         self.env.pop("DAGSTER_HOME", None)
-        self.api_port, self.dagster_port = free_port(), free_port()
+        self.api_port, self.dagster_port, self.code_port = free_port(), free_port(), free_port()
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         self.process: subprocess.Popen | None = None
+        self.log = home / "serve.log"
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -58,7 +82,11 @@ class LiveServer:
         """A new API key record: api_key, webhook_secret, scopes …"""
         return json.loads(self.cli("keys", "create", "--name", name, "--json").stdout)
 
-    def start(self, timeout: float = 90) -> LiveServer:
+    def readiness(self) -> httpx.Response:
+        return httpx.get(f"{self.base_url}/readyz", timeout=30)
+
+    def start(self, timeout: float = 120, ready: bool = True) -> LiveServer:
+        """Start serve; wait until /readyz says ready (or, ``ready=False``, until it answers)."""
         command = [
             sys.executable,
             "-m",
@@ -68,21 +96,31 @@ class LiveServer:
             str(self.api_port),
             "--dagster-port",
             str(self.dagster_port),
+            "--code-server-port",
+            str(self.code_port),
         ]
         # Its own process group, so kill() reaches every child, run workers included.
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log.open("ab")
         self.process = subprocess.Popen(
             command,
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until(
-            lambda: httpx.get(f"{self.base_url}/healthz", timeout=5).status_code == 200,
-            timeout,
-            "the API",
-        )
+        log.close()  # serve holds its own copy
+        try:
+            if ready:
+                wait_until(lambda: json_of(self.readiness()), timeout, "the service to be ready")
+            else:
+                wait_until(lambda: self.readiness().status_code in (200, 503), timeout, "the API")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; serve's log ends:\n{self.log_tail()}") from None
         return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def kill(self) -> None:
         """SIGKILL everything at once, as a crash would."""

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from tests.live_server import LiveServer, wait_until
+from tests.live_server import LiveServer, json_of, wait_until
 from tests.receiver import Receiver
 
 
@@ -47,7 +47,7 @@ def test_killed_services_recover_and_deliver_once(tmp_path, image_paths):
             assert accepted.status_code == 202, accepted.text
             job_url = accepted.headers["Location"]
             wait_until(
-                lambda: client.get(job_url).json()["progress"] > 0, 120, "rendering to start"
+                lambda: json_of(client.get(job_url))["progress"] > 0, 120, "rendering to start"
             )
 
             server.kill()  # the API, the daemon, the webserver and the run worker, mid-render
@@ -56,7 +56,7 @@ def test_killed_services_recover_and_deliver_once(tmp_path, image_paths):
 
             job = wait_until(
                 lambda: (
-                    (j := client.get(job_url).json())["status"] in ("completed", "failed") and j
+                    (j := json_of(client.get(job_url)))["status"] in ("completed", "failed") and j
                 ),
                 240,
                 "the job to end",
@@ -65,7 +65,7 @@ def test_killed_services_recover_and_deliver_once(tmp_path, image_paths):
             wait_until(
                 lambda: any(r["status"] == 200 for r in receiver.requests), 120, "the callback"
             )
-            final = client.get(job_url).json()
+            final = wait_until(lambda: json_of(client.get(job_url)), 30, "the job record")
         finally:
             server.stop()
 

@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from char_pipeline.engine.encode import probe_video
-from tests.live_server import LiveServer, wait_until
+from tests.live_server import LiveServer, json_of, wait_until
 
 
 @pytest.mark.slow
@@ -34,7 +34,7 @@ def test_async_video_through_real_processes(tmp_path, image_paths):
         assert accepted.status_code == 202, accepted.text
         job_url = accepted.headers["Location"]
         job = wait_until(
-            lambda: (j := client.get(job_url).json())["status"] in ("completed", "failed") and j,
+            lambda: (j := json_of(client.get(job_url)))["status"] in ("completed", "failed") and j,
             180,
             "the job to finish",
         )
