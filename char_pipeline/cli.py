@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from char_pipeline import health
 from char_pipeline.settings import get_settings
 
 STEPS = [
@@ -51,11 +52,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from char_pipeline import catalog
     from char_pipeline.demo import demo_references
-    from char_pipeline.runner import prepare_dagster_home, run_partitions
+    from char_pipeline.runner import prepare_instance, run_partitions
 
     console = Console()
     settings = get_settings()
-    dagster_home = prepare_dagster_home(settings)
+    dagster_home = prepare_instance(settings)
 
     import dagster as dg
 
@@ -160,12 +161,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     from char_pipeline.assets.jobs import VIDEO_ASSETS
     from char_pipeline.assets.partitions import reference_partitions
     from char_pipeline.definitions import build_resources
-    from char_pipeline.runner import prepare_dagster_home, run_partitions
+    from char_pipeline.runner import prepare_instance, run_partitions
     from char_pipeline.webhooks import check_outbound_url, parse_allowlist
 
     console = Console()
     settings = get_settings()
-    prepare_dagster_home(settings)
+    prepare_instance(settings)
     store = build_resources(settings)["store"]
     manifest = UPath(args.manifest)
     if not manifest.exists():
@@ -239,11 +240,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from char_pipeline.runner import prepare_dagster_home
+    from char_pipeline.runner import prepare_instance
     from char_pipeline.settings import CHECKOUT_ROOT
 
     settings = get_settings()
-    prepare_dagster_home(settings)
+    prepare_instance(settings)
     workspace = CHECKOUT_ROOT / "workspace.yaml"
     # The dagster script installed beside this interpreter: the venv need not be on PATH.
     dagster = Path(sys.executable).with_name("dagster")
@@ -311,49 +312,60 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 1
 
 
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+SERVE_WORKSPACE = """\
+# Written by char-pipeline serve: the webserver and the daemon share one code server.
+load_from:
+  - grpc_server:
+      host: {host}
+      port: {port}
+      location_name: char_pipeline
+"""
+
+
+def _wait_for_code_server(address: str, process, timeout: float) -> health.Check:
+    """Until the code server answers (its import finished, loaded or failed), or it died."""
+    deadline = time.monotonic() + timeout
+    check = health.code_location(address)
+    while not check.ok and "unreachable" in check.detail and time.monotonic() < deadline:
+        if process.poll() is not None:
+            return health.Check("code_location", False, "the code server exited at start-up")
+        time.sleep(0.5)
+        check = health.code_location(address)
+    return check
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """API server, Dagster webserver and daemon together on loopback; Ctrl-C stops all three."""
+    """API, Dagster webserver, daemon and one code server on loopback; Ctrl-C stops all."""
     import signal
     import subprocess
 
-    from char_pipeline.runner import prepare_dagster_home
+    import httpx
+
+    from char_pipeline.runner import prepare_instance
     from char_pipeline.settings import CHECKOUT_ROOT
 
     settings = get_settings()
-    prepare_dagster_home(settings)
+    # Storage first, by this process alone: the others only open it.
+    dagster_home = prepare_instance(settings)
     bin_dir = Path(sys.executable).parent
-    workspace = str(CHECKOUT_ROOT / "workspace.yaml")
     api_port = args.api_port or settings.api_port
-    commands = {
-        "api": [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "char_pipeline.api.main:app",
-            "--host",
-            args.host,
-            "--port",
-            str(api_port),
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        "dagster-webserver": [
-            str(bin_dir / "dagster-webserver"),
-            "-w",
-            workspace,
-            "-h",
-            args.host,
-            "-p",
-            str(args.dagster_port),
-        ],
-        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
-    }
+    code_port = args.code_server_port or _free_port(args.host)
+    code_server = f"{args.host}:{code_port}"
+    workspace = dagster_home / "serve.workspace.yaml"
+    workspace.write_text(SERVE_WORKSPACE.format(host=args.host, port=code_port))
     env = {
         **os.environ,
-        "DAGSTER_HOME": str(settings.dagster_home),
+        "DAGSTER_HOME": str(dagster_home),
         "CHAR_API_PORT": str(api_port),
+        "CHAR_CODE_SERVER": code_server,
         # Run-status sensors handle 5 runs per tick by default; a burst of finishing jobs
         # needs more (issue 5: 200 jobs in a minute, all called back within two).
         "DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT": os.environ.get(
@@ -363,11 +375,65 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "DAGSTER_RUN_STATUS_SENSOR_FETCH_LIMIT", "400"
         ),
     }
-    processes = {
-        name: subprocess.Popen(command, cwd=CHECKOUT_ROOT, env=env)
-        for name, command in commands.items()
-    }
-    print(f"API        http://{args.host}:{api_port}  (docs at /docs)")
+    processes: dict[str, subprocess.Popen] = {}
+    api_command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "char_pipeline.api.main:app",
+        "--host",
+        args.host,
+        "--port",
+        str(api_port),
+        "--workers",
+        str(args.workers),
+        "--log-level",
+        "warning",
+    ]
+
+    def start(name: str, command: list[str]) -> None:
+        processes[name] = subprocess.Popen(command, cwd=CHECKOUT_ROOT, env=env)
+
+    # One code server loads the definitions once; the webserver and the daemon both ask it,
+    # and so do /readyz and `doctor`. --lazy-load-user-code: a load error is served, not fatal.
+    # (`dagster api grpc`, not `code-server start`: one process instead of a proxy and a child,
+    # ~3 s less per start; code changes need a restart of serve, which `make dev` does not.)
+    start(
+        "code-server",
+        [
+            str(bin_dir / "dagster"),
+            "api",
+            "grpc",
+            "-m",
+            "char_pipeline.definitions",
+            "-h",
+            args.host,
+            "-p",
+            str(code_port),
+            "--location-name",
+            "char_pipeline",
+            "--lazy-load-user-code",
+        ],
+    )
+    # The API needs neither the code server nor Dagster's storage: it starts at once.
+    start("api", api_command)
+    loaded = _wait_for_code_server(code_server, processes["code-server"], timeout=180)
+    if not loaded.ok:
+        print(f"NOT READY: {loaded.detail}", file=sys.stderr, flush=True)
+    start(
+        "dagster-webserver",
+        [
+            str(bin_dir / "dagster-webserver"),
+            "-w",
+            str(workspace),
+            "-h",
+            args.host,
+            "-p",
+            str(args.dagster_port),
+        ],
+    )
+    start("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)])
+    print(f"API        http://{args.host}:{api_port}  (docs at /docs, readiness at /readyz)")
     print(f"Dagster UI http://{args.host}:{args.dagster_port}")
     print(f"Data root  {settings.home}   — Ctrl-C stops everything.", flush=True)
     stopping = False
@@ -379,6 +445,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     exit_code = 0
+    # Start-up report: ready, or why not (the same checks as /readyz), once.
+    reported = False
+    report_deadline = time.monotonic() + 120
     while not stopping:
         for name, process in processes.items():
             if process.poll() is not None:
@@ -388,6 +457,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
                 stopping, exit_code = True, 1
                 break
+        if not reported and not stopping:
+            try:
+                answer = httpx.get(f"http://{args.host}:{api_port}/readyz", timeout=15)
+                body = answer.json()
+            except (httpx.HTTPError, ValueError):
+                answer, body = None, {}
+            if answer is not None and answer.status_code == 200:
+                print("Ready: the code location is loaded and the daemon is running.", flush=True)
+                reported = True
+            elif time.monotonic() > report_deadline:
+                print(f"NOT READY: {body.get('error', 'the API does not answer')}", flush=True)
+                reported = True
         time.sleep(0.5)
     for process in processes.values():
         if process.poll() is None:
@@ -398,6 +479,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
     return exit_code
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """One line per check; exit 1 when something required is broken."""
+    import json
+
+    from char_pipeline import doctor
+
+    checks = doctor.run_checks(get_settings())
+    if args.json:
+        print(json.dumps([check.to_json() for check in checks], indent=2))
+    else:
+        for check in checks:
+            print(doctor.format_line(check), flush=True)
+    broken = [check.name for check in checks if check.required and not check.ok]
+    if broken and not args.json:
+        print(f"\nBroken: {', '.join(broken)}.", file=sys.stderr)
+    return 1 if broken else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -433,7 +532,15 @@ def main(argv: list[str] | None = None) -> int:
         "--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000"))
     )
     serve.add_argument("--workers", type=int, default=1, help="API worker processes")
+    serve.add_argument(
+        "--code-server-port", type=int, default=0, help="default: a free port on --host"
+    )
     serve.set_defaults(handler=cmd_serve)
+    doctor = commands.add_parser(
+        "doctor", help="Check versions, models, services and the code location; exit 1 if broken."
+    )
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(handler=cmd_doctor)
     keys = commands.add_parser("keys", help="Create, list and revoke API keys.")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create")

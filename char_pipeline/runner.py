@@ -65,6 +65,37 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
+def prepare_instance(settings: Settings) -> Path:
+    """Create and migrate the Dagster storage and the job store once, before anything opens them.
+
+    Started together on a fresh data root, the webserver, the daemon and a code server each
+    created the SQLite schemas at once: two alembic heads in the schedule storage (the code
+    location never loaded again) or "table jobs already exists". So every entry point (serve,
+    dev, demo, render, the tests) calls this first; a file lock makes concurrent callers wait
+    for the first one instead of racing it.
+    """
+    import fcntl
+
+    import dagster as dg
+
+    from char_pipeline.jobstore import open_job_store
+
+    home = prepare_dagster_home(settings)
+    with open(home / ".prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.from_config(str(home))
+        try:
+            # One read per storage: runs (and daemon heartbeats), event log index, schedules.
+            instance.get_runs(limit=1)
+            instance.get_daemon_heartbeats()
+            instance.get_dynamic_partitions("reference_image_id")
+            instance.all_instigator_state()
+        finally:
+            instance.dispose()
+        open_job_store(settings.resolved_job_store_url).engine.dispose()
+    return home
+
+
 @dataclass
 class PartitionOutcome:
     reference_id: str
@@ -76,18 +107,42 @@ class PartitionOutcome:
     outputs: dict = field(default_factory=dict)
 
 
-def _run_failure_message(instance, run_id: str) -> str:
+def innermost_error(error) -> str:
+    """``Type: message`` of the deepest cause of a Dagster error (SerializableErrorInfo).
+
+    Dagster wraps what an op raised ("Error occurred while executing op …"); the user needs the
+    exception that started it, e.g. ``AttributeError: … has no attribute 'label'``.
+    """
+    while error.cause is not None or error.context is not None:
+        error = error.cause if error.cause is not None else error.context
+    text = (error.message or "").strip()
+    first = text.splitlines()[0] if text else error.cls_name or "error"
+    name, colon, rest = first.partition(": ")
+    if colon and "." in name and " " not in name:  # dagster._core….Failure → Failure
+        first = f"{name.rsplit('.', 1)[1]}: {rest}"
+    return first
+
+
+def run_failure_cause(instance, run_id: str) -> str:
+    """Why a run failed, step by step, each with its innermost exception."""
     import dagster as dg
 
     messages = []
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         event = record.dagster_event
         error = event.step_failure_data.error if event and event.step_failure_data else None
-        text = error.message.strip() if error else record.message
-        messages.append(
-            f"{event.step_key if event else '?'}: {text.splitlines()[0] if text else ''}"
-        )
-    return "; ".join(messages) or "run failed"
+        text = innermost_error(error) if error else (record.message or "").strip()
+        messages.append(f"{event.step_key if event else '?'}: {text}")
+    if messages:
+        return "; ".join(messages)
+    # No step failed: the run itself could not start (launch or code-loading errors).
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
+        event = record.dagster_event
+        data = event.event_specific_data if event else None
+        error = getattr(data, "error", None)
+        return innermost_error(error) if error else (record.message or "run failed").strip()
+    run = instance.get_run_by_id(run_id)
+    return f"run {run_id} ended as {run.status.value}" if run else f"run {run_id} not found"
 
 
 def run_partitions(
@@ -158,7 +213,7 @@ def run_partitions(
                     run_id,
                     False,
                     seconds,
-                    error=_run_failure_message(instance, run_id),
+                    error=run_failure_cause(instance, run_id),
                 )
             )
     return outcomes

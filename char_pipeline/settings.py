@@ -83,6 +83,19 @@ class Settings(BaseSettings):
     sensor_interval_seconds: int = Field(
         default=2, description="How often job sensors look for work."
     )
+    code_server: str | None = Field(
+        default=None,
+        description="host:port of the Dagster code server (serve sets it): /readyz and the "
+        "launch watchdog ask it whether the code location loaded.",
+    )
+    launch_timeout_seconds: int = Field(
+        default=120,
+        description="While the code location cannot load or the daemon is silent, pending jobs "
+        "fail after this long with that error (and their callbacks fire).",
+    )
+    daemon_max_silence_seconds: int = Field(
+        default=90, description="A daemon heartbeat older than this makes /readyz unready."
+    )
 
     @property
     def resolved_job_store_url(self) -> str:

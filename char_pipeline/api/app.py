@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from char_pipeline import health
 from char_pipeline.api.deps import AppState
 from char_pipeline.api.errors import install_error_handlers
 from char_pipeline.api.routers import batch, controls, files, generate, jobs, references
+from char_pipeline.launch_watchdog import LaunchWatchdog
 from char_pipeline.settings import Settings, get_settings
 
 
@@ -42,12 +48,35 @@ class RateLimitHeaders:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    state = AppState.from_settings(settings)
+
+    @functools.cache
+    def dagster_instance():
+        """The deployment's Dagster instance, opened once (daemon heartbeats live there)."""
+        import dagster as dg
+
+        return dg.DagsterInstance.from_config(str(settings.dagster_home))
+
+    def readiness() -> list[health.Check]:
+        return health.readiness(settings, dagster_instance)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        # Only a deployment with a code server launches runs; elsewhere there is nothing to watch.
+        watchdog = LaunchWatchdog(settings, state.jobs, readiness) if settings.code_server else None
+        if watchdog:
+            watchdog.start()
+        yield
+        if watchdog:
+            watchdog.stop()
+
     app = FastAPI(
         title="Character AI API",
         version="1.0.0",
         description="One reference image → consistent frames and videos, driven by pose, text or latent controls.",
+        lifespan=lifespan,
     )
-    app.state.char = AppState.from_settings(settings)
+    app.state.char = state
     install_error_handlers(app)
     for router in (
         references.router,
@@ -63,6 +92,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
+        """Liveness: the API process answers. Whether jobs can run is /readyz."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        """Readiness: the job store opens, the code location loaded, the daemon ticks."""
+        checks = readiness()
+        failing = [c for c in checks if c.required and not c.ok]
+        body = {
+            "status": "unready" if failing else "ready",
+            "checks": [c.to_json() for c in checks],
+        }
+        if failing:
+            body["error"] = "; ".join(f"{c.name}: {c.detail}" for c in failing)
+        return JSONResponse(body, status_code=503 if failing else 200)
 
     return app

@@ -14,7 +14,6 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from char_pipeline.api.errors import ApiError
-from char_pipeline.definitions import build_resources
 from char_pipeline.jobstore import ApiKey, JobStore, open_job_store
 from char_pipeline.resources.storage import ArtifactStore
 from char_pipeline.settings import Settings
@@ -37,7 +36,11 @@ class AppState:
     def from_settings(cls, settings: Settings) -> AppState:
         return cls(
             settings=settings,
-            store=build_resources(settings)["store"],
+            # Built from settings here, not from definitions.py: the API must keep answering
+            # (and report the failure on /readyz) when the Dagster code cannot load.
+            store=ArtifactStore(
+                root_url=settings.artifacts_root, s3_endpoint_url=settings.s3_endpoint_url
+            ),
             jobs=open_job_store(settings.resolved_job_store_url),
             limiter=MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage)),
             signing_key=settings.signing_key(),

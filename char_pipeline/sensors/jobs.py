@@ -14,6 +14,7 @@ from char_pipeline.resources.jobs import (
     JOB_IDS_TAG,
     JobStoreResource,
 )
+from char_pipeline.runner import innermost_error
 from char_pipeline.settings import get_settings
 
 ATTEMPT_TAG = "char/attempt"
@@ -204,9 +205,14 @@ def job_failure_sensor(context: dg.RunFailureSensorContext, jobs: JobStoreResour
     failures = context.get_step_failure_events()
     data = failures[0].step_failure_data if failures else None
     if data and data.error:
-        message = data.error.message.strip().splitlines()[0]
         metadata = data.user_failure_data.metadata if data.user_failure_data else {}
         code = str(metadata["error_code"].value) if "error_code" in metadata else "InternalError"
+        # A typed engine error says it all; anything else is reported by its innermost cause.
+        message = (
+            data.error.message.strip().splitlines()[0]
+            if code != "InternalError"
+            else innermost_error(data.error)
+        )
     else:
         message, code = (context.failure_event.message or "The render run failed."), "InternalError"
     for job_id in job_ids:

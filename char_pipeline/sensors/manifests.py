@@ -13,6 +13,7 @@ from char_pipeline import manifests
 from char_pipeline.assets.jobs import VIDEO_ASSETS, render_job
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.resources.storage import ArtifactStore, open_root
+from char_pipeline.runner import run_failure_cause
 from char_pipeline.settings import get_settings
 from char_pipeline.webhooks import check_outbound_url, parse_allowlist
 
@@ -132,7 +133,7 @@ def manifest_results_sensor(
                 outcomes[row["row"]] = {
                     **base,
                     "status": "failed",
-                    "error": f"run {run.run_id} ended as {run.status.value}",
+                    "error": run_failure_cause(context.instance, run.run_id),
                 }
         manifest = open_root(state["manifest"], get_settings().s3_endpoint_url)
         parquet, _ = manifests.write_results(manifest, state["total_rows"], outcomes)

@@ -1,0 +1,155 @@
+"""Can the service do its work? The checks behind /readyz, `serve`'s start-up and `doctor`.
+
+A process that answers HTTP is not a working service: jobs need the Dagster code location
+loaded (else no sensor turns them into runs) and a daemon that ticks. Each check returns a
+``Check`` with the error text a user needs, never only "unhealthy".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from char_pipeline.runner import innermost_error
+from char_pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def exception_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception's innermost cause."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def code_location(address: str, timeout: float = 10) -> Check:
+    """Ask the code server whether the Definitions loaded; the load error if they did not.
+
+    ``dagster code-server start`` keeps serving after a failed import and answers
+    ListRepositories with the error (dagster._grpc is internal API; the version is locked).
+    """
+    from dagster._grpc.client import DagsterGrpcClient
+    from dagster._serdes import deserialize_value
+    from dagster._utils.error import SerializableErrorInfo
+
+    host, port = split_address(address)
+    try:
+        client = DagsterGrpcClient(port=port, host=host)
+        client.ping("readyz")
+        answer = deserialize_value(client.list_repositories())
+    except Exception as exc:
+        return Check("code_location", False, f"code server {address} unreachable: {exc}")
+    if isinstance(answer, SerializableErrorInfo):
+        return Check(
+            "code_location",
+            False,
+            f"the Dagster code location failed to load: {innermost_error(answer)}",
+        )
+    return Check("code_location", True, f"loaded by the code server at {address}")
+
+
+def load_code_location_here(timeout: float = 180) -> Check:
+    """Import the Definitions in a fresh interpreter, as a code server would (for `doctor`)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import char_pipeline.definitions as d; "
+        "print(len(list(d.defs.resolve_asset_graph().get_all_asset_keys())))"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return Check("code_location", False, f"importing the definitions took over {timeout} s")
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        return Check(
+            "code_location",
+            False,
+            f"the Dagster code location failed to load: {lines[-1] if lines else done.returncode}",
+        )
+    return Check("code_location", True, f"loads ({done.stdout.strip()} assets)")
+
+
+def daemon(settings: Settings, open_instance: Callable | None = None) -> Check:
+    """Every daemon the instance needs has sent a heartbeat recently.
+
+    ``open_instance`` returns a long-lived instance (the API keeps one); without it one is
+    opened for this look and closed again.
+    """
+    import dagster as dg
+
+    instance = None
+    try:
+        if open_instance is not None:
+            instance = open_instance()
+        else:
+            instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+        heartbeats = instance.get_daemon_heartbeats()
+        required = sorted(instance.get_required_daemon_types())
+    except Exception as exc:
+        return Check("daemon", False, f"the Dagster instance cannot be read: {exception_text(exc)}")
+    finally:
+        if open_instance is None and instance is not None:
+            instance.dispose()
+    limit = settings.daemon_max_silence_seconds
+    now = time.time()
+    missing = [name for name in required if name not in heartbeats]
+    if len(missing) == len(required):
+        return Check("daemon", False, "no daemon heartbeat on this instance: is one running?")
+    if missing:
+        return Check("daemon", False, f"no heartbeat from {', '.join(missing)}: is it running?")
+    ages = {name: now - heartbeats[name].timestamp for name in required}
+    stale = {name: age for name, age in ages.items() if age > limit}
+    if stale:
+        listed = ", ".join(f"{n} {a:.0f} s ago" for n, a in sorted(stale.items()))
+        return Check("daemon", False, f"last heartbeat over {limit} s ago: {listed}")
+    return Check("daemon", True, f"heartbeat {max(ages.values()):.0f} s ago")
+
+
+def job_store(settings: Settings) -> Check:
+    import sqlalchemy as sa
+
+    from char_pipeline.jobstore import open_job_store
+
+    url = settings.resolved_job_store_url
+    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    try:
+        with open_job_store(url).engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        return Check("job_store", False, f"{shown}: {exception_text(exc)}")
+    return Check("job_store", True, shown)
+
+
+def readiness(settings: Settings, open_instance: Callable | None = None) -> list[Check]:
+    """What the API answers on /readyz: the job store always; the code location and the daemon
+    when this API belongs to a Dagster deployment (CHAR_CODE_SERVER set, as serve does)."""
+    checks = [job_store(settings)]
+    if settings.code_server:
+        checks.append(code_location(settings.code_server))
+        checks.append(daemon(settings, open_instance))
+    return checks
+
+
+def launch_blockers(checks: list[Check]) -> list[Check]:
+    """The failing checks that keep new runs from being launched at all."""
+    return [c for c in checks if not c.ok and c.name in ("code_location", "daemon")]
