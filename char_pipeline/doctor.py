@@ -60,7 +60,7 @@ def protobuf_check() -> Check:
 
     major = int(version.split(".")[0])
     ok = 5 <= major < 7
-    why = "" if ok else " (mediapipe's pose graph needs protobuf 5 or 6; run `make setup`)"
+    why = "" if ok else " (mediapipe's pose graph needs protobuf 5 or 6; run `make -B setup`)"
     return Check("protobuf", ok, f"{version}{why}")
 
 
@@ -87,7 +87,10 @@ def lock_check() -> Check:
     found = lockfile.drift(lockfile.read_lock(*lockfile.lock_files(variant)))
     detail = f"requirements/{variant}.txt: {found.describe()}"
     return Check(
-        "lock", found.clean, detail if found.clean else f"{detail}; run `make setup`", False
+        "lock",
+        found.clean,
+        detail if found.clean else f"{detail}; `make -B setup` restores it",
+        False,
     )
 
 

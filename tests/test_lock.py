@@ -110,7 +110,9 @@ def test_mediapipe_is_locked_alone_beside_what_its_pose_graph_imports():
 def test_installed_environment_is_the_lock():
     variant = "cpu" if "+cpu" in metadata.version("torch") else "cuda"
     found = lockfile.drift(lockfile.read_lock(*lockfile.lock_files(variant)))
-    assert found.clean, f".venv differs from the lock ({found.describe()}); run `make setup`"
+    assert found.clean, (
+        f".venv differs from the lock ({found.describe()}); `make -B setup` restores it"
+    )
 
 
 def test_drift_sees_local_versions_and_strays():

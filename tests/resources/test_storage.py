@@ -101,6 +101,8 @@ def test_the_asset_graph_runs_on_s3_by_changing_one_setting(s3_store, image_path
             "control_sequences": {"config": {"control_types": ["latent"], "steps": 4}},
             "frames": {"config": {"resolution": "64x64"}},
             "video": {"config": {"fps": 8, "formats": ["mp4"]}},
+            # The 3D turntable is not what these tests are about: keep it short.
+            "nerf_video": {"config": {"frames": 4}},
         }
     }
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
