@@ -57,6 +57,39 @@ def wait_until(check, timeout: float, what: str, interval: float = 1.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def upload_reference(client: httpx.Client, path: Path) -> str:
+    with open(path, "rb") as handle:
+        answer = client.post("/v1/reference-image", files={"image": (path.name, handle)})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["reference_image_id"]
+
+
+def submit_latent_video(
+    client: httpx.Client,
+    reference_id: str,
+    *,
+    frames: int,
+    seed: int,
+    resolution: str,
+    callback_url: str | None = None,
+) -> str:
+    """An async latent-control video job; its status URL."""
+    z_sequence = client.post(f"/v1/control/latent?length={frames}&seed={seed}").json()["z_sequence"]
+    accepted = client.post(
+        "/v1/generate/video",
+        json={
+            "reference_image_id": reference_id,
+            "control_type": "latent",
+            "z_sequence": z_sequence,
+            "resolution": resolution,
+            "async": True,
+            "callback_url": callback_url,
+        },
+    )
+    assert accepted.status_code == 202, accepted.text
+    return accepted.headers["Location"]
+
+
 class LiveServer:
     """API + Dagster webserver + daemon in their own process group, under one data root."""
 

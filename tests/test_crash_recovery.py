@@ -6,7 +6,13 @@ import time
 import httpx
 import pytest
 
-from tests.live_server import LiveServer, json_of, wait_until
+from tests.live_server import (
+    LiveServer,
+    json_of,
+    submit_latent_video,
+    upload_reference,
+    wait_until,
+)
 from tests.receiver import Receiver
 
 
@@ -28,24 +34,15 @@ def test_killed_services_recover_and_deliver_once(tmp_path, image_paths):
     ):
         try:
             server.start()
-            with open(image_paths["chelsea"], "rb") as handle:
-                reference_id = client.post(
-                    "/v1/reference-image", files={"image": ("chelsea.png", handle)}
-                ).json()["reference_image_id"]
-            z_sequence = client.post("/v1/control/latent?length=144&seed=5").json()["z_sequence"]
-            accepted = client.post(
-                "/v1/generate/video",
-                json={
-                    "reference_image_id": reference_id,
-                    "control_type": "latent",
-                    "z_sequence": z_sequence,
-                    "resolution": "720x720",
-                    "async": True,
-                    "callback_url": receiver.url,
-                },
+            reference_id = upload_reference(client, image_paths["chelsea"])
+            job_url = submit_latent_video(
+                client,
+                reference_id,
+                frames=144,
+                seed=5,
+                resolution="720x720",
+                callback_url=receiver.url,
             )
-            assert accepted.status_code == 202, accepted.text
-            job_url = accepted.headers["Location"]
             wait_until(
                 lambda: json_of(client.get(job_url))["progress"] > 0, 120, "rendering to start"
             )

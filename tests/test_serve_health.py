@@ -13,7 +13,13 @@ import httpx
 import pytest
 
 from char_pipeline import health
-from tests.live_server import LiveServer, json_of, wait_until
+from tests.live_server import (
+    LiveServer,
+    json_of,
+    submit_latent_video,
+    upload_reference,
+    wait_until,
+)
 from tests.receiver import Receiver
 
 WORKSPACE_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries {
@@ -91,10 +97,7 @@ def test_broken_code_location_is_unready_and_fails_waiting_jobs(tmp_path, image_
             direct = health.code_location(f"127.0.0.1:{server.code_port}")
             assert not direct.ok and "DagsterInvalidDefinitionError" in direct.detail
 
-            with open(image_paths["present"], "rb") as handle:
-                reference_id = client.post(
-                    "/v1/reference-image", files={"image": ("present.png", handle)}
-                ).json()["reference_image_id"]
+            reference_id = upload_reference(client, image_paths["present"])
             wait_until(
                 lambda: (
                     json_of(client.get(f"/v1/reference-image/{reference_id}"))["status"]
@@ -103,21 +106,15 @@ def test_broken_code_location_is_unready_and_fails_waiting_jobs(tmp_path, image_
                 120,
                 "the reference to be processed",
             )
-            z_sequence = client.post("/v1/control/latent?length=60&seed=3").json()["z_sequence"]
             submitted = time.monotonic()
-            accepted = client.post(
-                "/v1/generate/video",
-                json={
-                    "reference_image_id": reference_id,
-                    "control_type": "latent",
-                    "z_sequence": z_sequence,
-                    "resolution": "256x256",
-                    "async": True,
-                    "callback_url": receiver.url,
-                },
+            job_url = submit_latent_video(
+                client,
+                reference_id,
+                frames=60,
+                seed=3,
+                resolution="256x256",
+                callback_url=receiver.url,
             )
-            assert accepted.status_code == 202, accepted.text
-            job_url = accepted.headers["Location"]
             # Documented bound: the launch timeout, plus one watchdog interval (5 s).
             job = wait_until(
                 lambda: (j := json_of(client.get(job_url)))["status"] == "failed" and j,
