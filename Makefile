@@ -8,6 +8,9 @@ TORCH ?= cpu
 # Where pip finds torch's CPU build (PyPI has only the CUDA one). Machines that keep the wheel
 # in a local folder (pip's find-links) take it from there; the hash in the lock is the same.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+ifeq ($(filter $(TORCH),cpu cuda),)
+$(error TORCH must be cpu or cuda, not '$(TORCH)')
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 LOCKS := requirements/$(TORCH).txt requirements/mediapipe.txt
@@ -22,18 +25,19 @@ setup: $(STAMP)
 
 $(STAMP): $(LOCKS) pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
-	@case "$(TORCH)" in cpu|cuda) ;; *) echo "TORCH must be cpu or cuda, not $(TORCH)"; exit 1;; esac
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the locked dependencies ($(TORCH) torch) into $(VENV) (first run takes a few minutes)…"
 	@rm -f $(VENV)/.installed-*
-	@extra="$$($(BIN)/python char_pipeline/lockfile.py $(LOCKS))"; \
+	@extra="$$($(BIN)/python char_pipeline/lockfile.py $(LOCKS))" || exit 1; \
 	  if [ -n "$$extra" ]; then echo "Removing what the lock does not hold: $$extra"; \
 	  $(BIN)/python -m pip uninstall --quiet --yes $$extra; fi
 	@# torch first and alone: the CPU build comes from a local wheel folder or, failing that,
 	@# PyTorch's CPU index (asked for this one package only: every other lookup stays on PyPI).
 	@$(BIN)/python char_pipeline/lockfile.py --entry torch requirements/$(TORCH).txt > $(VENV)/torch.txt
-	@$(PIP_INSTALL) -r $(VENV)/torch.txt 2>/dev/null || \
-	  { test "$(TORCH)" = cpu && $(PIP_INSTALL) --extra-index-url $(TORCH_CPU_INDEX) -r $(VENV)/torch.txt; }
+	@if [ "$(TORCH)" = cpu ]; then \
+	  $(PIP_INSTALL) -r $(VENV)/torch.txt 2>/dev/null || \
+	  $(PIP_INSTALL) --extra-index-url $(TORCH_CPU_INDEX) -r $(VENV)/torch.txt; \
+	else $(PIP_INSTALL) -r $(VENV)/torch.txt; fi
 	$(PIP_INSTALL) $(addprefix -r ,$(LOCKS))
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from char_pipeline import health
@@ -330,11 +332,18 @@ load_from:
 """
 
 
-def _wait_for_code_server(address: str, process, timeout: float) -> health.Check:
+def _wait_for_code_server(
+    address: str, process, timeout: float, stopping: threading.Event
+) -> health.Check:
     """Until the code server answers (its import finished, loaded or failed), or it died."""
     deadline = time.monotonic() + timeout
     check = health.code_location(address)
-    while not check.ok and "unreachable" in check.detail and time.monotonic() < deadline:
+    while (
+        not check.ok
+        and "unreachable" in check.detail
+        and time.monotonic() < deadline
+        and not stopping.is_set()
+    ):
         if process.poll() is not None:
             return health.Check("code_location", False, "the code server exited at start-up")
         time.sleep(0.5)
@@ -342,12 +351,74 @@ def _wait_for_code_server(address: str, process, timeout: float) -> health.Check
     return check
 
 
+@dataclass
+class _ServePlan:
+    """What serve starts, in order, and where: one code server first, then the rest."""
+
+    host: str
+    api_port: int
+    dagster_port: int
+    code_port: int
+    workers: int
+    workspace: Path
+
+    @property
+    def code_server(self) -> str:
+        return f"{self.host}:{self.code_port}"
+
+    def commands(self) -> dict[str, list[str]]:
+        bin_dir = Path(sys.executable).parent
+        return {
+            # One code server loads the definitions once; the webserver and the daemon both
+            # ask it, and so do /readyz and `doctor`. --lazy-load-user-code: a load error is
+            # served, not fatal. (`dagster api grpc`, not `code-server start`: one process
+            # instead of a proxy and a child, ~3 s less per start; a code change needs a
+            # restart of serve — `make dev` reloads.)
+            "code-server": [
+                str(bin_dir / "dagster"),
+                "api",
+                "grpc",
+                "-m",
+                "char_pipeline.definitions",
+                "-h",
+                self.host,
+                "-p",
+                str(self.code_port),
+                "--location-name",
+                "char_pipeline",
+                "--lazy-load-user-code",
+            ],
+            "api": [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "char_pipeline.api.main:app",
+                "--host",
+                self.host,
+                "--port",
+                str(self.api_port),
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                "warning",
+            ],
+            "dagster-webserver": [
+                str(bin_dir / "dagster-webserver"),
+                "-w",
+                str(self.workspace),
+                "-h",
+                self.host,
+                "-p",
+                str(self.dagster_port),
+            ],
+            "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", str(self.workspace)],
+        }
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """API, Dagster webserver, daemon and one code server on loopback; Ctrl-C stops all."""
     import signal
     import subprocess
-
-    import httpx
 
     from char_pipeline.runner import prepare_instance
     from char_pipeline.settings import CHECKOUT_ROOT
@@ -355,17 +426,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     # Storage first, by this process alone: the others only open it.
     dagster_home = prepare_instance(settings)
-    bin_dir = Path(sys.executable).parent
-    api_port = args.api_port or settings.api_port
-    code_port = args.code_server_port or _free_port(args.host)
-    code_server = f"{args.host}:{code_port}"
-    workspace = dagster_home / "serve.workspace.yaml"
-    workspace.write_text(SERVE_WORKSPACE.format(host=args.host, port=code_port))
+    plan = _ServePlan(
+        host=args.host,
+        api_port=args.api_port or settings.api_port,
+        dagster_port=args.dagster_port,
+        code_port=args.code_server_port or _free_port(args.host),
+        workers=args.workers,
+        workspace=dagster_home / "serve.workspace.yaml",
+    )
+    plan.workspace.write_text(SERVE_WORKSPACE.format(host=plan.host, port=plan.code_port))
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
-        "CHAR_API_PORT": str(api_port),
-        "CHAR_CODE_SERVER": code_server,
+        "CHAR_API_PORT": str(plan.api_port),
+        "CHAR_CODE_SERVER": plan.code_server,
         # Run-status sensors handle 5 runs per tick by default; a burst of finishing jobs
         # needs more (issue 5: 200 jobs in a minute, all called back within two).
         "DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT": os.environ.get(
@@ -375,91 +449,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "DAGSTER_RUN_STATUS_SENSOR_FETCH_LIMIT", "400"
         ),
     }
+    commands = plan.commands()
     processes: dict[str, subprocess.Popen] = {}
-    api_command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "char_pipeline.api.main:app",
-        "--host",
-        args.host,
-        "--port",
-        str(api_port),
-        "--workers",
-        str(args.workers),
-        "--log-level",
-        "warning",
-    ]
 
-    def start(name: str, command: list[str]) -> None:
-        processes[name] = subprocess.Popen(command, cwd=CHECKOUT_ROOT, env=env)
+    def start(name: str) -> None:
+        processes[name] = subprocess.Popen(commands[name], cwd=CHECKOUT_ROOT, env=env)
 
-    # One code server loads the definitions once; the webserver and the daemon both ask it,
-    # and so do /readyz and `doctor`. --lazy-load-user-code: a load error is served, not fatal.
-    # (`dagster api grpc`, not `code-server start`: one process instead of a proxy and a child,
-    # ~3 s less per start; code changes need a restart of serve, which `make dev` does not.)
-    start(
-        "code-server",
-        [
-            str(bin_dir / "dagster"),
-            "api",
-            "grpc",
-            "-m",
-            "char_pipeline.definitions",
-            "-h",
-            args.host,
-            "-p",
-            str(code_port),
-            "--location-name",
-            "char_pipeline",
-            "--lazy-load-user-code",
-        ],
-    )
-    # The API needs neither the code server nor Dagster's storage: it starts at once.
-    start("api", api_command)
-    loaded = _wait_for_code_server(code_server, processes["code-server"], timeout=180)
-    if not loaded.ok:
-        print(f"NOT READY: {loaded.detail}", file=sys.stderr, flush=True)
-    start(
-        "dagster-webserver",
-        [
-            str(bin_dir / "dagster-webserver"),
-            "-w",
-            str(workspace),
-            "-h",
-            args.host,
-            "-p",
-            str(args.dagster_port),
-        ],
-    )
-    start("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)])
-    print(f"API        http://{args.host}:{api_port}  (docs at /docs, readiness at /readyz)")
-    print(f"Dagster UI http://{args.host}:{args.dagster_port}")
-    print(f"Data root  {settings.home}   — Ctrl-C stops everything.", flush=True)
-    stopping = False
+    # Handlers before the first start: Ctrl-C during start-up still stops what was started.
+    stopping = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        start("code-server")
+        start("api")  # needs neither the code server nor Dagster: starts at once
+        loaded = _wait_for_code_server(plan.code_server, processes["code-server"], 180, stopping)
+        if not loaded.ok and not stopping.is_set():
+            print(f"NOT READY: {loaded.detail}", file=sys.stderr, flush=True)
+        start("dagster-webserver")
+        start("dagster-daemon")
+        print(
+            f"API        http://{plan.host}:{plan.api_port}  (docs at /docs, readiness at /readyz)"
+        )
+        print(f"Dagster UI http://{plan.host}:{plan.dagster_port}")
+        print(f"Data root  {settings.home}   — Ctrl-C stops everything.", flush=True)
+        return _watch(processes, f"http://{plan.host}:{plan.api_port}/readyz", stopping)
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
-    def stop(*_):
-        nonlocal stopping
-        stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    exit_code = 0
-    # Start-up report: ready, or why not (the same checks as /readyz), once.
+def _watch(processes: dict, readyz: str, stopping: threading.Event) -> int:
+    """Report readiness once (the same checks as /readyz), then watch until stopped."""
+    import httpx
+
     reported = False
     report_deadline = time.monotonic() + 120
-    while not stopping:
-        for name, process in processes.items():
-            if process.poll() is not None:
-                print(
-                    f"{name} exited with code {process.returncode}; stopping the others.",
-                    file=sys.stderr,
-                )
-                stopping, exit_code = True, 1
-                break
-        if not reported and not stopping:
+    while not stopping.is_set():
+        crashed = [(n, p.returncode) for n, p in processes.items() if p.poll() is not None]
+        if crashed:
+            name, code = crashed[0]
+            print(f"{name} exited with code {code}; stopping the others.", file=sys.stderr)
+            return 1
+        if not reported:
             try:
-                answer = httpx.get(f"http://{args.host}:{api_port}/readyz", timeout=15)
+                answer = httpx.get(readyz, timeout=15)
                 body = answer.json()
             except (httpx.HTTPError, ValueError):
                 answer, body = None, {}
@@ -469,16 +508,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             elif time.monotonic() > report_deadline:
                 print(f"NOT READY: {body.get('error', 'the API does not answer')}", flush=True)
                 reported = True
-        time.sleep(0.5)
-    for process in processes.values():
-        if process.poll() is None:
-            process.terminate()
-    for process in processes.values():
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return exit_code
+        stopping.wait(0.5)
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

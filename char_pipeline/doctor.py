@@ -8,6 +8,7 @@ code non-zero; optional parts and unused services only inform.
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -111,10 +112,13 @@ def model_checks() -> list[Check]:
         "model clip (optional)": (text.clip_model_path, text.CLIP_MODEL_ENV),
     }
     for name, (find, env) in optional.items():
+        if not os.environ.get(env):
+            checks.append(Check(name, True, f"not configured ({env})", False))
+            continue
         try:
             checks.append(Check(name, True, str(find()), False))
-        except Exception:
-            checks.append(Check(name, True, f"not configured ({env})", False))
+        except Exception as exc:  # set, but to a folder that is not a model
+            checks.append(Check(name, False, f"{env}: {health.exception_text(exc)}", False))
     return checks
 
 

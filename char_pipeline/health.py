@@ -30,7 +30,8 @@ def exception_text(exc: BaseException) -> str:
     """``Type: message`` of an exception's innermost cause."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    return f"{type(exc).__name__}: {exc}".strip()
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -41,20 +42,28 @@ def split_address(address: str) -> tuple[str, int]:
 def code_location(address: str, timeout: float = 10) -> Check:
     """Ask the code server whether the Definitions loaded; the load error if they did not.
 
-    ``dagster code-server start`` keeps serving after a failed import and answers
-    ListRepositories with the error (dagster._grpc is internal API; the version is locked).
+    ``dagster api grpc --lazy-load-user-code`` keeps serving after a failed import and
+    answers ListRepositories with the error. dagster._grpc is internal API (the version is
+    locked); its ``_query`` is the one call that takes a timeout (the public methods wait
+    Dagster's 60 s default, too long for a readiness probe).
     """
+    from dagster._grpc.__generated__ import dagster_api_pb2
     from dagster._grpc.client import DagsterGrpcClient
     from dagster._serdes import deserialize_value
     from dagster._utils.error import SerializableErrorInfo
 
-    host, port = split_address(address)
     try:
+        host, port = split_address(address)
         client = DagsterGrpcClient(port=port, host=host)
-        client.ping("readyz")
-        answer = deserialize_value(client.list_repositories())
+        reply = client._query(
+            "ListRepositories", dagster_api_pb2.ListRepositoriesRequest, timeout=timeout
+        )
+        answer = deserialize_value(reply.serialized_list_repositories_response_or_error)
     except Exception as exc:
-        return Check("code_location", False, f"code server {address} unreachable: {exc}")
+        # The outer error says it best here ("Could not reach user code server. gRPC Error
+        # code: UNAVAILABLE"); its cause is gRPC's multi-line dump.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return Check("code_location", False, f"code server {address} unreachable: {first}")
     if isinstance(answer, SerializableErrorInfo):
         return Check(
             "code_location",

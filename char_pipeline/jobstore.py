@@ -431,18 +431,37 @@ class JobStore:
         }
         return self._finish(job_id, values, callback_payload)
 
-    def fail_job(self, job_id: str, code: str, message: str, details: dict | None = None) -> bool:
-        """Mark the job failed with an error object and, in the same transaction, queue its callback."""
+    def fail_job(
+        self,
+        job_id: str,
+        code: str,
+        message: str,
+        details: dict | None = None,
+        from_statuses: tuple[str, ...] = ("pending", "processing"),
+    ) -> bool:
+        """Mark the job failed with an error object and, in the same transaction, queue its callback.
+
+        ``from_statuses`` narrows which open states may fail (the launch watchdog fails only
+        jobs still pending, never one whose run has just started).
+        """
         error = {"code": code, "message": message, "details": details or {}}
         values = {"status": "failed", "message": message[:500], "error": json.dumps(error)}
-        return self._finish(job_id, values, {"job_id": job_id, "status": "failed", "error": error})
+        return self._finish(
+            job_id, values, {"job_id": job_id, "status": "failed", "error": error}, from_statuses
+        )
 
-    def _finish(self, job_id: str, values: dict, callback_payload: dict | None) -> bool:
+    def _finish(
+        self,
+        job_id: str,
+        values: dict,
+        callback_payload: dict | None,
+        from_statuses: tuple[str, ...] = ("pending", "processing"),
+    ) -> bool:
         moment = now()
         with self.engine.begin() as connection:
             updated = connection.execute(
                 jobs.update()
-                .where(jobs.c.id == job_id, jobs.c.status.in_(("pending", "processing")))
+                .where(jobs.c.id == job_id, jobs.c.status.in_(from_statuses))
                 .values(updated_at=moment, **values)
             )
             if updated.rowcount != 1:
@@ -473,15 +492,21 @@ class JobStore:
                 )
         return True
 
-    def open_jobs(self, older_than_seconds: float, limit: int = 200) -> list[Job]:
-        """Pending or processing jobs not updated for a while: the reconciler's worklist."""
+    def open_jobs(
+        self,
+        older_than_seconds: float,
+        limit: int = 200,
+        kinds: tuple[str, ...] = ("video",),
+        statuses: tuple[str, ...] = ("pending", "processing"),
+    ) -> list[Job]:
+        """Open jobs not updated for a while: the reconciler's and the launch watchdog's worklist."""
         cutoff = now() - timedelta(seconds=older_than_seconds)
         with self.engine.connect() as connection:
             rows = connection.execute(
                 sa.select(jobs)
                 .where(
-                    jobs.c.kind == "video",
-                    jobs.c.status.in_(("pending", "processing")),
+                    jobs.c.kind.in_(kinds),
+                    jobs.c.status.in_(statuses),
                     jobs.c.updated_at < cutoff,
                 )
                 .order_by(jobs.c.seq)

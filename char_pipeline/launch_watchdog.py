@@ -51,14 +51,18 @@ class LaunchWatchdog:
             return []
         cause = "; ".join(check.detail for check in blockers)
         failed = []
-        for job in self.jobs.open_jobs(older_than_seconds=timeout):
-            if job.status != "pending":  # a running run does not need the launcher
-                continue
+        # Only jobs still pending: a running run does not need the launcher (and the status is
+        # checked again in the update, so a run that starts meanwhile keeps its job).
+        waiting = self.jobs.open_jobs(
+            older_than_seconds=timeout, kinds=("video", "nerf"), statuses=("pending",)
+        )
+        for job in waiting:
             if self.jobs.fail_job(
                 job.id,
                 "InternalError",
                 f"The job could not be launched within {timeout} s: {cause}",
                 {"cause": cause, "launch_timeout_seconds": timeout},
+                from_statuses=("pending",),
             ):
                 failed.append(job.id)
                 log.warning("%s failed: not launched within %s s: %s", job.id, timeout, cause)

@@ -60,7 +60,9 @@ def prepare_dagster_home(settings: Settings) -> Path:
         config.read_text().startswith(DAGSTER_YAML.splitlines()[0])
         and config.read_text() != DAGSTER_YAML
     ):
-        config.write_text(DAGSTER_YAML)
+        partial = config.with_suffix(".yaml.tmp")
+        partial.write_text(DAGSTER_YAML)
+        partial.replace(config)  # readers never see half a file
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -80,9 +82,11 @@ def prepare_instance(settings: Settings) -> Path:
 
     from char_pipeline.jobstore import open_job_store
 
-    home = prepare_dagster_home(settings)
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
     with open(home / ".prepare.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        prepare_dagster_home(settings)
         instance = dg.DagsterInstance.from_config(str(home))
         try:
             # One read per storage: runs (and daemon heartbeats), event log index, schedules.
@@ -111,10 +115,12 @@ def innermost_error(error) -> str:
     """``Type: message`` of the deepest cause of a Dagster error (SerializableErrorInfo).
 
     Dagster wraps what an op raised ("Error occurred while executing op …"); the user needs the
-    exception that started it, e.g. ``AttributeError: … has no attribute 'label'``.
+    exception that started it, e.g. ``AttributeError: … has no attribute 'label'``. Only
+    explicit causes are followed (``raise … from``), not the exception being handled when
+    another was raised; a ``dg.Failure`` is the op's own readable word and ends the walk.
     """
-    while error.cause is not None or error.context is not None:
-        error = error.cause if error.cause is not None else error.context
+    while error.cause is not None and not (error.cls_name or "").endswith("Failure"):
+        error = error.cause
     text = (error.message or "").strip()
     first = text.splitlines()[0] if text else error.cls_name or "error"
     name, colon, rest = first.partition(": ")

@@ -94,7 +94,9 @@ class Settings(BaseSettings):
         "fail after this long with that error (and their callbacks fire).",
     )
     daemon_max_silence_seconds: int = Field(
-        default=90, description="A daemon heartbeat older than this makes /readyz unready."
+        default=180,
+        description="A daemon heartbeat older than this makes /readyz unready (Dagster's "
+        "daemon beats every 30 s; a loaded machine can delay a few).",
     )
 
     @property

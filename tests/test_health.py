@@ -11,7 +11,7 @@ from char_pipeline import health
 from char_pipeline.api.app import create_app
 from char_pipeline.jobstore import JobStore
 from char_pipeline.launch_watchdog import LaunchWatchdog
-from char_pipeline.runner import run_failure_cause
+from char_pipeline.runner import prepare_instance, run_failure_cause
 from char_pipeline.settings import Settings
 from tests.receiver import Receiver
 
@@ -42,12 +42,13 @@ def test_waiting_jobs_fail_once_the_blocker_outlasts_the_timeout(tmp_path):
             callback_url=receiver.url,
             api_key_id=key.id,
         )
+        nerf = jobs.create_job(kind="nerf", reference_image_id="ref_a", request={})
         running = jobs.create_job(kind="video", reference_image_id="ref_a", request={})
         jobs.start_job(running.id, "run-1")
         assert watchdog.tick(now=100.0) == []  # blocked from now on, not for long enough
         time.sleep(1.2)
         assert watchdog.tick(now=100.5) == []
-        assert watchdog.tick(now=101.5) == [waiting.id]
+        assert watchdog.tick(now=101.5) == [waiting.id, nerf.id]
         deadline = time.monotonic() + 10
         while not receiver.requests and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -56,6 +57,7 @@ def test_waiting_jobs_fail_once_the_blocker_outlasts_the_timeout(tmp_path):
     assert "could not be launched within 1 s" in failed.error["message"]
     assert "X: y" in failed.error["message"] and failed.error["code"] == "InternalError"
     assert jobs.get_job(running.id).status == "processing"
+    assert jobs.get_job(nerf.id).status == "failed"
     (callback,) = receiver.requests
     assert callback["verified"] and callback["body"]["status"] == "failed"
 
@@ -88,13 +90,15 @@ def test_readyz_reports_an_unreachable_code_server(tmp_path):
     settings = Settings(
         pipeline_home=tmp_path, url_signing_key="k", code_server=f"127.0.0.1:{free_port()}"
     )
+    prepare_instance(settings)  # a real, fresh instance: no daemon has ever beaten on it
     app = create_app(settings)
     with TestClient(app) as client:
         answer = client.get("/readyz")
     assert answer.status_code == 503
     body = answer.json()
     assert body["status"] == "unready" and "unreachable" in body["error"], body
-    assert "daemon" in body["error"]  # nothing has ever sent a heartbeat on this instance
+    # Nothing has ever sent a heartbeat on this (fresh) instance.
+    assert "daemon: no daemon heartbeat on this instance" in body["error"], body
 
 
 def test_run_failure_cause_is_the_innermost_exception():
@@ -115,3 +119,36 @@ def test_run_failure_cause_is_the_innermost_exception():
     assert run_failure_cause(instance, result.run_id) == (
         "parse_descriptor: AttributeError: 'FieldDescriptor' object has no attribute 'label'"
     )
+
+
+def test_failure_cause_stops_at_the_ops_own_failure_and_ignores_handled_exceptions():
+    @dg.op
+    def typed():
+        try:
+            raise KeyError("resolution")
+        except KeyError:
+            pass
+        try:
+            raise ValueError("width 7 is odd")
+        except ValueError as exc:
+            raise dg.Failure(description="Bad render settings: width must be even") from exc
+
+    @dg.op
+    def handled():
+        try:
+            {}["key"]
+        except KeyError:
+            raise ValueError("bad config") from None
+
+    @dg.job
+    def both():
+        typed()
+        handled()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = both.execute_in_process(instance=instance, raise_on_error=False)
+    causes = sorted(run_failure_cause(instance, result.run_id).split("; "))
+    assert causes == [
+        "handled: ValueError: bad config",
+        "typed: Failure: Bad render settings: width must be even",
+    ]

@@ -38,14 +38,14 @@ def _first_start(home) -> str:
     """Start serve on a fresh data root, check it end to end, stop it; its log."""
     server = LiveServer(home)
     try:
-        server.start(timeout=180)
+        server.start(timeout=240)  # two stacks share 2 cores
         body = server.readiness().json()
         checks = {check["name"]: check for check in body["checks"]}
         assert body["status"] == "ready", body
         assert checks["code_location"]["ok"] and checks["daemon"]["ok"], body
         # The UI is not part of readiness (jobs run without it); it comes up on its own.
         (location,) = wait_until(
-            lambda: _webserver_locations(server.dagster_port), 90, "the Dagster webserver"
+            lambda: _webserver_locations(server.dagster_port), 120, "the Dagster webserver"
         )
         assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import functools
+import threading
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -50,12 +50,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     state = AppState.from_settings(settings)
 
-    @functools.cache
+    opened: list = []
+    opening = threading.Lock()
+
     def dagster_instance():
         """The deployment's Dagster instance, opened once (daemon heartbeats live there)."""
         import dagster as dg
 
-        return dg.DagsterInstance.from_config(str(settings.dagster_home))
+        with opening:  # the watchdog thread and a request may ask first at the same time
+            if not opened:
+                opened.append(dg.DagsterInstance.from_config(str(settings.dagster_home)))
+            return opened[0]
 
     def readiness() -> list[health.Check]:
         return health.readiness(settings, dagster_instance)
@@ -69,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if watchdog:
             watchdog.stop()
+        for instance in opened:
+            instance.dispose()
 
     app = FastAPI(
         title="Character AI API",
