@@ -77,6 +77,7 @@ def test_new_same_and_edited_manifests(setup, image_paths):
             instance=instance,
             partition_key=request.partition_key,
             tags=request.tags,
+            asset_selection=request.asset_selection,  # as the daemon would: videos, no 3D
         )
         assert result.success
     assert "No manifest finished" not in (
