@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     sensor_interval_seconds: int = Field(
         default=2, description="How often job sensors look for work."
     )
+    idempotency_lease_seconds: int = Field(
+        default=600,
+        description="The request time limit for Idempotency-Key claims: a claim still in "
+        "progress after this long (or whose API process is gone) is released to a retry.",
+    )
     code_server: str | None = Field(
         default=None,
         description="host:port of the Dagster code server (serve sets it): /readyz and the "

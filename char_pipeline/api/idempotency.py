@@ -1,8 +1,9 @@
 """Idempotency-Key on POSTs that create work: a retry gets the original answer.
 
 Same key + same request → the stored response (same job); same key + different request →
-422; a second request while the first is still running → 409. Keys are per API key and
-expire after 24 hours.
+422; a second request while the first is still running → 409 — unless the first one's API
+process is gone or its claim outlived CHAR_IDEMPOTENCY_LEASE_SECONDS: then the retry runs.
+Keys are per API key and expire after 24 hours.
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ class Idempotency:
         if len(self.key) > 255:
             raise ApiError(400, "Idempotency-Key must be at most 255 characters.")
         row = self.state.jobs.idempotency_begin(
-            self.key_id, self.key, self.fingerprint, IDEMPOTENCY_TTL_SECONDS
+            self.key_id,
+            self.key,
+            self.fingerprint,
+            IDEMPOTENCY_TTL_SECONDS,
+            lease_seconds=self.state.settings.idempotency_lease_seconds,
         )
         if row is None:
             return None
