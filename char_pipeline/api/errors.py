@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -58,14 +59,58 @@ def envelope(
     )
 
 
-def _json_position(body: bytes) -> dict[str, int]:
+def _line_column(text: str, index: int) -> dict[str, int]:
+    line = text.count("\n", 0, index) + 1
+    return {"line": line, "column": index - (text.rfind("\n", 0, index) + 1) + 1}
+
+
+def _deepest_point(text: str) -> tuple[int, int]:
+    """The deepest nesting of ``[``/``{`` outside strings, and where it is first reached."""
+    depth = deepest = where = 0
+    in_string = escaped = False
+    for index, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, index
+        elif char in "]}":
+            depth -= 1
+    return deepest, where
+
+
+def unparsable_body(body: bytes) -> dict:
+    """Where and why a body is not JSON: line/column (or byte offset) and the reason.
+
+    The seed promises the position; the decoders know it, FastAPI's generic 400 drops it.
+    """
     try:
-        json.loads(body)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return {"byte_offset": exc.start, "reason": f"invalid UTF-8 ({exc.reason})"}
+    try:
+        json.loads(text)
     except json.JSONDecodeError as exc:
-        return {"line": exc.lineno, "column": exc.colno}
-    except UnicodeDecodeError:
-        return {}
+        return {"line": exc.lineno, "column": exc.colno, "reason": exc.msg}
+    except RecursionError:
+        deepest, index = _deepest_point(text)
+        return {
+            **_line_column(text, index),
+            "reason": f"nested {deepest} levels deep; the parser allows about "
+            f"{sys.getrecursionlimit()}",
+        }
     return {}
+
+
+FASTAPI_PARSE_ERROR = "There was an error parsing the body"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -84,7 +129,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(error.get("type") == "json_invalid" for error in errors):
             body = await request.body()
             return envelope(
-                400, "BadRequest", "Request body could not be parsed as JSON.", _json_position(body)
+                400,
+                "BadRequest",
+                "Request body could not be parsed as JSON.",
+                unparsable_body(body),
             )
         problems = [
             {
@@ -103,7 +151,12 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == FASTAPI_PARSE_ERROR:
+            # FastAPI's answer to bodies its JSON step could not even decode (invalid UTF-8,
+            # nesting past the recursion limit): say where and why, like any other parse error.
+            details = unparsable_body(await request.body())
+            return envelope(400, "BadRequest", "Request body could not be parsed as JSON.", details)
         message = (
             exc.detail
             if isinstance(exc.detail, str)

@@ -47,7 +47,24 @@ def test_invalid_json_is_400_with_position(api, auth):
     )
     error = assert_envelope(response, 400, "BadRequest")
     assert error["message"] == "Request body could not be parsed as JSON."
-    assert error["details"] == {"line": 4, "column": 21}
+    assert error["details"] == {"line": 4, "column": 21, "reason": "Expecting value"}
+
+
+def test_undecodable_bodies_say_where_and_why(api, auth):
+    headers = {**auth, "Content-Type": "application/json"}
+    invalid_utf8 = b'{"reference_image_id": "ref_\xff\xfe"}'
+    error = assert_envelope(
+        api.post("/v1/control/pose", headers=headers, content=invalid_utf8), 400, "BadRequest"
+    )
+    assert error["details"]["byte_offset"] == 28
+    assert error["details"]["reason"].startswith("invalid UTF-8")
+    deep = "[" * 100_000 + "]" * 100_000
+    error = assert_envelope(
+        api.post("/v1/control/pose", headers=headers, content="\n" + deep), 400, "BadRequest"
+    )
+    assert error["message"] == "Request body could not be parsed as JSON."
+    assert error["details"]["line"] == 2 and error["details"]["column"] == 100_000
+    assert error["details"]["reason"].startswith("nested 100000 levels deep")
 
 
 def test_schema_violations_are_422_and_unknown_routes_404(api, auth):
