@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -333,9 +334,9 @@ load_from:
 
 
 def _wait_for_code_server(
-    address: str, process, timeout: float, stopping: threading.Event
+    address: str, alive: Callable[[], bool], timeout: float, stopping: threading.Event
 ) -> health.Check:
-    """Until the code server answers (its import finished, loaded or failed), or it died."""
+    """Until the code server answers (its import finished, loaded or failed), or serve stops."""
     deadline = time.monotonic() + timeout
     check = health.code_location(address)
     while (
@@ -344,8 +345,8 @@ def _wait_for_code_server(
         and time.monotonic() < deadline
         and not stopping.is_set()
     ):
-        if process.poll() is not None:
-            return health.Check("code_location", False, "the code server exited at start-up")
+        if not alive():
+            return health.Check("code_location", False, "the supervisor stopped at start-up")
         time.sleep(0.5)
         check = health.code_location(address)
     return check
@@ -416,10 +417,12 @@ class _ServePlan:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """API, Dagster webserver, daemon and one code server on loopback; Ctrl-C stops all."""
+    """API, Dagster webserver, daemon and one code server on loopback, under supervisord;
+    a process that dies is restarted, Ctrl-C stops all."""
     import signal
     import subprocess
 
+    from char_pipeline import supervision
     from char_pipeline.runner import prepare_instance
     from char_pipeline.settings import CHECKOUT_ROOT
 
@@ -435,11 +438,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workspace=dagster_home / "serve.workspace.yaml",
     )
     plan.workspace.write_text(SERVE_WORKSPACE.format(host=plan.host, port=plan.code_port))
+    supervision_dir = dagster_home / "serve"
+    state_file = supervision.state_path(supervision_dir)
+    state_file.unlink(missing_ok=True)  # the last serve's processes are not these
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
         "CHAR_API_PORT": str(plan.api_port),
         "CHAR_CODE_SERVER": plan.code_server,
+        "CHAR_SUPERVISION_DIR": str(supervision_dir),
+        **supervision.credentials(),
         # Run-status sensors handle 5 runs per tick by default; a burst of finishing jobs
         # needs more (issue 5: 200 jobs in a minute, all called back within two).
         "DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT": os.environ.get(
@@ -450,51 +458,85 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ),
     }
     commands = plan.commands()
-    processes: dict[str, subprocess.Popen] = {}
+    socket = supervision.socket_path(supervision_dir)
+    config = supervision.write_config(
+        supervision_dir,
+        [
+            # The code server first; the API needs neither it nor Dagster and starts at once;
+            # the webserver and the daemon are started below, once the code server answers.
+            # start_seconds: how long each takes to start here, so an import crash is "quick".
+            supervision.Program(
+                "code-server", commands["code-server"], priority=10, start_seconds=6
+            ),
+            supervision.Program("api", commands["api"], priority=20, start_seconds=4),
+            *(
+                supervision.Program(
+                    name, commands[name], priority=30, autostart=False, start_seconds=seconds
+                )
+                for name, seconds in (("dagster-webserver", 6), ("dagster-daemon", 10))
+            ),
+        ],
+        CHECKOUT_ROOT,
+        socket,
+    )
 
-    def start(name: str) -> None:
-        processes[name] = subprocess.Popen(commands[name], cwd=CHECKOUT_ROOT, env=env)
-
-    # Handlers before the first start: Ctrl-C during start-up still stops what was started.
+    # Handlers before the start: Ctrl-C during start-up still stops what was started.
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    supervisord = subprocess.Popen(
+        [str(Path(sys.executable).with_name("supervisord")), "-c", str(config)],
+        cwd=CHECKOUT_ROOT,
+        env=env,
+    )
     try:
-        start("code-server")
-        start("api")  # needs neither the code server nor Dagster: starts at once
-        loaded = _wait_for_code_server(plan.code_server, processes["code-server"], 180, stopping)
+        loaded = _wait_for_code_server(
+            plan.code_server, lambda: supervisord.poll() is None, 180, stopping
+        )
         if not loaded.ok and not stopping.is_set():
             print(f"NOT READY: {loaded.detail}", file=sys.stderr, flush=True)
-        start("dagster-webserver")
-        start("dagster-daemon")
+        if supervisord.poll() is None and not stopping.is_set():
+            control = supervision.rpc(socket, env).supervisor
+            for name in ("dagster-webserver", "dagster-daemon"):
+                control.startProcess(name, False)
         print(
             f"API        http://{plan.host}:{plan.api_port}  (docs at /docs, readiness at /readyz)"
         )
         print(f"Dagster UI http://{plan.host}:{plan.dagster_port}")
-        print(f"Data root  {settings.home}   — Ctrl-C stops everything.", flush=True)
-        return _watch(processes, f"http://{plan.host}:{plan.api_port}/readyz", stopping)
+        print(
+            f"Data root  {settings.home}   — a process that dies is restarted; Ctrl-C stops "
+            f"everything. Logs: {supervision_dir / 'logs'}",
+            flush=True,
+        )
+        return _watch(
+            supervisord, state_file, f"http://{plan.host}:{plan.api_port}/readyz", stopping
+        )
+    except Exception as exc:
+        print(f"serve: {health.exception_text(exc)}", file=sys.stderr)
+        return 1
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        if supervisord.poll() is None:
+            supervisord.terminate()  # supervisord stops its programs, TERM then KILL
+        try:
+            supervisord.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            supervisord.kill()
 
 
-def _watch(processes: dict, readyz: str, stopping: threading.Event) -> int:
-    """Report readiness once (the same checks as /readyz), then watch until stopped."""
+def _watch(supervisord, state_file: Path, readyz: str, stopping: threading.Event) -> int:
+    """Report readiness once (the same checks as /readyz), then wait until stopped; exit 1
+    with the cause when the supervisor gave up on a process (repeated fast crashes)."""
     import httpx
+
+    from char_pipeline import supervision
 
     reported = False
     report_deadline = time.monotonic() + 120
     while not stopping.is_set():
-        crashed = [(n, p.returncode) for n, p in processes.items() if p.poll() is not None]
-        if crashed:
-            name, code = crashed[0]
-            print(f"{name} exited with code {code}; stopping the others.", file=sys.stderr)
+        if supervisord.poll() is not None:
+            fatal = supervision.read_state(state_file).get("fatal")
+            cause = fatal["message"] if fatal else f"supervisord exited ({supervisord.returncode})"
+            print(f"serve stopped: {cause}", file=sys.stderr, flush=True)
             return 1
         if not reported:
             try:

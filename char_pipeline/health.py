@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from char_pipeline.runner import innermost_error
 from char_pipeline.settings import Settings
@@ -149,10 +150,38 @@ def job_store(settings: Settings) -> Check:
     return Check("job_store", True, shown)
 
 
+def processes(supervision_dir: Path) -> list[Check]:
+    """serve's processes as its supervisor last saw them: one that is restarting is a gap."""
+    from char_pipeline import supervision
+
+    state = supervision.read_state(supervision.state_path(supervision_dir))
+    if not state:
+        return [Check("processes", False, "serve's supervisor has not reported yet")]
+    if state.get("fatal"):
+        return [Check("processes", False, state["fatal"]["message"])]
+    checks = []
+    for name, process in sorted(state.get("processes", {}).items()):
+        required = name in supervision.REQUIRED
+        if process.get("state") == "RUNNING":
+            restarts = process.get("restarts", 0)
+            detail = f"running (pid {process.get('pid')}" + (
+                f", restarted {restarts} times)" if restarts else ")"
+            )
+            checks.append(Check(f"process:{name}", True, detail, required))
+        else:
+            checks.append(
+                Check(f"process:{name}", False, supervision.describe(name, process), required)
+            )
+    return checks
+
+
 def readiness(settings: Settings, open_instance: Callable | None = None) -> list[Check]:
     """What the API answers on /readyz: the job store always; the code location and the daemon
-    when this API belongs to a Dagster deployment (CHAR_CODE_SERVER set, as serve does)."""
+    when this API belongs to a Dagster deployment (CHAR_CODE_SERVER set, as serve does); each
+    process of serve while a supervisor runs them (CHAR_SUPERVISION_DIR)."""
     checks = [job_store(settings)]
+    if settings.supervision_dir:
+        checks += processes(settings.supervision_dir)
     if settings.code_server:
         checks.append(code_location(settings.code_server))
         checks.append(daemon(settings, open_instance))

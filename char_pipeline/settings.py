@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         description="host:port of the Dagster code server (serve sets it): /readyz and the "
         "launch watchdog ask it whether the code location loaded.",
     )
+    supervision_dir: Path | None = Field(
+        default=None,
+        description="Where serve's supervisor keeps its state (serve sets it): /readyz reports "
+        "a process that is restarting.",
+    )
     launch_timeout_seconds: int = Field(
         default=120,
         description="While the code location cannot load or the daemon is silent, pending jobs "

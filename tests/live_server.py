@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -90,6 +91,38 @@ def submit_latent_video(
     return accepted.headers["Location"]
 
 
+# How each of serve's processes shows in its command line.
+SERVE_PROCESSES = {
+    "api": "uvicorn",
+    "code-server": "api grpc",
+    "dagster-daemon": "dagster-daemon",
+    "dagster-webserver": "dagster-webserver",
+}
+
+
+def session_members(session: int) -> dict[int, str]:
+    """PID → command line of every other process in a session (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == session:
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[3]) == session:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def serve_children(server: LiveServer, name: str) -> list[int]:
+    """PIDs of serve's processes called ``name``."""
+    marker = SERVE_PROCESSES[name]
+    members = session_members(server.process.pid)
+    return sorted(pid for pid, cmdline in members.items() if marker in cmdline)
+
+
 class LiveServer:
     """API + Dagster webserver + daemon in their own process group, under one data root."""
 
@@ -156,8 +189,11 @@ class LiveServer:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def kill(self) -> None:
-        """SIGKILL everything at once, as a crash would."""
-        os.killpg(self.process.pid, signal.SIGKILL)
+        """SIGKILL everything at once, as a crash of the machine would: serve, its supervisor
+        and every process they started (each in its own process group, all in serve's session)."""
+        for pid in [self.process.pid, *session_members(self.process.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def stop(self) -> int:

@@ -11,9 +11,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from char_pipeline import health
+from char_pipeline.api import body_limits
 from char_pipeline.api.deps import AppState
 from char_pipeline.api.errors import install_error_handlers
 from char_pipeline.api.routers import batch, controls, files, generate, jobs, references
+from char_pipeline.api.schemas import BatchIn, VideoIn
 from char_pipeline.launch_watchdog import LaunchWatchdog
 from char_pipeline.settings import Settings, get_settings
 
@@ -96,6 +98,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     app.add_middleware(RateLimitHeaders)
+    limits = body_limits.route_limits(settings)
+    app.add_middleware(body_limits.BodyLimits, limits=limits)
+
+    def openapi() -> dict:
+        """FastAPI's document, plus each route's body limit and the json_body models."""
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            body_limits.add_models(schema, [VideoIn, BatchIn])
+            app.openapi_schema = body_limits.document_limits(schema, limits)
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -162,6 +162,18 @@ def install_error_handlers(app: FastAPI) -> None:
             if isinstance(exc.detail, str)
             else STATUS_CODES.get(exc.status_code, "Error")
         )
+        if exc.status_code == 413:
+            # Starlette's body limit counted past the route's limit while the body streamed in.
+            from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+
+            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+            if isinstance(limit, int):
+                message = (
+                    f"The request body is larger than this endpoint's limit of {limit:,} bytes."
+                )
+                return envelope(
+                    413, "PayloadTooLarge", message, {"max_bytes": limit}, {"Connection": "close"}
+                )
         if exc.status_code == 404 and message == "Not Found":
             message = "No such endpoint."
         return envelope(

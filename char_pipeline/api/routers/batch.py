@@ -6,6 +6,7 @@ import secrets
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from char_pipeline.api.body_limits import json_body, request_body_schema
 from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.errors import ApiError
 from char_pipeline.api.idempotency import Idempotency
@@ -16,6 +17,7 @@ from char_pipeline.jobstore import ApiKey
 
 router = APIRouter(prefix="/v1/batch", tags=["Batch Processing"])
 WRITE = require_scope("generate:write")
+BATCH_BODY = json_body(BatchIn)  # parsed off the event loop
 SYNC_BATCH_FACTOR = 4  # a sync batch renders at most this many sync-sized videos' frames
 
 
@@ -37,10 +39,11 @@ def _task_error(exc: Exception) -> dict:
         202: {"description": "Accepted: one job per task"},
         304: {"description": "Not modified"},
     },
+    openapi_extra=request_body_schema(BatchIn),
 )
 def batch_video(
     request: Request,
-    body: BatchIn,
+    body: BatchIn = Depends(BATCH_BODY),
     custom_cache_duration_seconds: int | None = Query(None, ge=1),
     x_gpu_type: str | None = Header(None),
     x_instance_count: str | None = Header(None),

@@ -1,6 +1,7 @@
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from char_pipeline.api.body_limits import json_body, request_body_schema
 from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.idempotency import Idempotency
 from char_pipeline.api.schemas import FrameIn, JobAccepted, NerfIn, VideoIn
@@ -21,6 +22,7 @@ def accepted(state: AppState, job_id: str, headers: dict[str, str]) -> JSONRespo
 
 
 WRITE = require_scope("generate:write")
+VIDEO_BODY = json_body(VideoIn)  # parsed off the event loop
 
 
 @router.post(
@@ -56,10 +58,11 @@ def generate_frame(
         202: {"model": JobAccepted, "description": "Accepted: an async job"},
         304: {"description": "Not modified"},
     },
+    openapi_extra=request_body_schema(VideoIn),
 )
 def generate_video(
     request: Request,
-    body: VideoIn,
+    body: VideoIn = Depends(VIDEO_BODY),
     custom_cache_duration_seconds: int | None = Query(None, ge=1),
     x_gpu_type: str | None = Header(None),
     x_instance_count: str | None = Header(None),
