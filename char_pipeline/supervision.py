@@ -17,6 +17,7 @@ state and start programs. What is ours, in this module:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -202,10 +203,10 @@ class Listener:
         self.started: set[str] = set()
         self.partial: dict[str, str] = {}  # output events are chunks, not lines
 
-    def handle(self, headers: dict, payload: bytes) -> None:
+    def handle(self, headers: dict, payload: str) -> None:
         event = headers["eventname"]
-        header_line, _, data = payload.partition(b"\n")
-        fields = dict(item.split(":", 1) for item in header_line.decode().split())
+        header_line, _, data = payload.partition("\n")
+        fields = dict(item.split(":", 1) for item in header_line.split() if ":" in item)
         name = fields.get("processname", "?")
         if event.startswith("PROCESS_LOG"):
             self._echo(name, data)
@@ -267,8 +268,8 @@ class Listener:
             return ""
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
-    def _echo(self, name: str, data: bytes) -> None:
-        text = self.partial.pop(name, "") + data.decode(errors="replace")
+    def _echo(self, name: str, data: str) -> None:
+        text = self.partial.pop(name, "") + data
         *lines, rest = text.split("\n")
         if rest:
             self.partial[name] = rest
@@ -295,20 +296,32 @@ class Listener:
 
 
 def listen(state_file: Path, logs: Path) -> None:
-    """The eventlistener protocol on binary stdin/stdout (payload lengths are bytes)."""
+    """The eventlistener protocol on stdin/stdout.
+
+    supervisord counts a payload's ``len`` in characters of UTF-8 text, so stdin is read as
+    UTF-8 without newline translation. A listener restarted by supervisord picks up the state
+    (and restart counts) the previous one wrote.
+    """
     listener = Listener(state_file, logs, state_file.parent / "supervisord.log")
+    previous = read_state(state_file)
+    if previous.get("processes"):
+        listener.state = previous
+        listener.started = set(previous["processes"])
     listener._write()
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
+    stdout = sys.stdout.buffer
     while True:
         stdout.write(b"READY\n")
         stdout.flush()
         line = stdin.readline()
         if not line:
             return
-        headers = dict(item.split(":", 1) for item in line.decode().split())
+        headers = dict(item.split(":", 1) for item in line.split() if ":" in item)
         payload = stdin.read(int(headers["len"]))
         try:
             listener.handle(headers, payload)
+        except Exception as exc:  # one odd event must not cost the state of the others
+            listener._say(f"could not handle {headers.get('eventname')}: {exc!r}")
         finally:
             stdout.write(b"RESULT 2\nOK")
             stdout.flush()

@@ -73,11 +73,13 @@ def submit_latent_video(
     seed: int,
     resolution: str,
     callback_url: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> str:
     """An async latent-control video job; its status URL."""
     z_sequence = client.post(f"/v1/control/latent?length={frames}&seed={seed}").json()["z_sequence"]
     accepted = client.post(
         "/v1/generate/video",
+        headers=headers,
         json={
             "reference_image_id": reference_id,
             "control_type": "latent",
@@ -121,6 +123,44 @@ def serve_children(server: LiveServer, name: str) -> list[int]:
     marker = SERVE_PROCESSES[name]
     members = session_members(server.process.pid)
     return sorted(pid for pid, cmdline in members.items() if marker in cmdline)
+
+
+def send_oversized(
+    url: str, headers: dict[str, str], size: int | None, seconds: float = 5
+) -> tuple[int | None, int]:
+    """POST ``size`` bytes of JSON-ish filler over a raw socket (``None``: chunked, unbounded)
+    until the server answers or ``seconds`` pass; (status, bytes sent). httpx would insist on
+    writing the whole body before it reads an early answer; a raw socket sees the 413 as soon
+    as it is sent."""
+    import select
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    head = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    head += ["Content-Type: application/json"]
+    head += [f"Content-Length: {size}"] if size is not None else ["Transfer-Encoding: chunked"]
+    chunk = b"[" + b"0.123456," * 7000
+    sent = 0
+    deadline = time.monotonic() + seconds
+    with socket.create_connection((parts.hostname, parts.port), timeout=seconds) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        answer = b""
+        while time.monotonic() < deadline:
+            readable, writable, _ = select.select([sock], [sock], [], 0.5)
+            if readable:
+                answer = sock.recv(65536)
+                break
+            if writable and (size is None or sent < size):
+                piece = chunk if size is None else chunk[: size - sent]
+                framed = f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if size is None else piece
+                try:
+                    sock.sendall(framed)
+                except OSError:
+                    break
+                sent += len(piece)
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
+    return status, sent
 
 
 class LiveServer:

@@ -13,7 +13,12 @@ import pytest
 from char_pipeline import health, supervision
 from tests.live_server import wait_until
 
-STEADY = [sys.executable, "-c", "import time; print('steady up', flush=True); time.sleep(600)"]
+# Non-ASCII output: supervisord counts event lengths in characters, not bytes.
+STEADY = [
+    sys.executable,
+    "-c",
+    "import time; print('steady up — café', flush=True); time.sleep(600)",
+]
 CRASHER = [
     sys.executable,
     "-c",
@@ -71,7 +76,8 @@ def test_a_killed_process_is_restarted_and_the_gap_reported(tmp_path):
     finally:
         assert stop(supervisord) == 0
     terminal = (directory / "terminal.log").read_text()
-    assert "api | steady up" in terminal  # the program's output, echoed with its name
+    assert "api | steady up — café" in terminal  # the program's output, echoed with its name
+    assert "Traceback" not in terminal  # the listener kept its place in the event stream
     assert "api exited (terminated by SIGKILL); restarting it (restart 1)." in terminal
 
 
