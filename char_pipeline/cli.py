@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
@@ -243,18 +244,31 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    """`dagster dev` (code reloads from the UI) under the same supervisor as serve."""
+    from char_pipeline import supervision
     from char_pipeline.runner import prepare_instance
     from char_pipeline.settings import CHECKOUT_ROOT
 
     settings = get_settings()
-    prepare_instance(settings)
-    workspace = CHECKOUT_ROOT / "workspace.yaml"
+    dagster_home = prepare_instance(settings)
     # The dagster script installed beside this interpreter: the venv need not be on PATH.
     dagster = Path(sys.executable).with_name("dagster")
-    command = [str(dagster), "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
-    os.chdir(CHECKOUT_ROOT)
-    os.execvp(command[0], command)
-    return 0
+    command = [str(dagster), "dev", "-w", str(CHECKOUT_ROOT / "workspace.yaml")]
+    command += ["-h", args.host, "-p", str(args.port)]
+    directory = dagster_home / "dev"
+    state_file = supervision.state_path(directory)
+    state_file.unlink(missing_ok=True)
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), **supervision.credentials()}
+    # dagster dev exits when its webserver or daemon dies; supervisord then starts it again.
+    config = supervision.write_config(
+        directory, [supervision.Program("dagster-dev", command, start_seconds=10)], CHECKOUT_ROOT
+    )
+    with _supervised(config, env) as (supervisord, stopping):
+        print(
+            f"Dagster UI http://{args.host}:{args.port}   — restarted if it dies; Ctrl-C stops it."
+        )
+        return _watch(supervisord, state_file, stopping)
+    return 1
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -419,8 +433,6 @@ class _ServePlan:
 def cmd_serve(args: argparse.Namespace) -> int:
     """API, Dagster webserver, daemon and one code server on loopback, under supervisord;
     a process that dies is restarted, Ctrl-C stops all."""
-    import signal
-    import subprocess
 
     from char_pipeline import supervision
     from char_pipeline.runner import prepare_instance
@@ -480,16 +492,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         socket,
     )
 
-    # Handlers before the start: Ctrl-C during start-up still stops what was started.
-    stopping = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    supervisord = subprocess.Popen(
-        [str(Path(sys.executable).with_name("supervisord")), "-c", str(config)],
-        cwd=CHECKOUT_ROOT,
-        env=env,
-    )
-    try:
+    with _supervised(config, env) as (supervisord, stopping):
         loaded = _wait_for_code_server(
             plan.code_server, lambda: supervisord.poll() is None, 180, stopping
         )
@@ -509,11 +512,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
         return _watch(
-            supervisord, state_file, f"http://{plan.host}:{plan.api_port}/readyz", stopping
+            supervisord, state_file, stopping, f"http://{plan.host}:{plan.api_port}/readyz"
         )
+    return 1
+
+
+@contextlib.contextmanager
+def _supervised(config: Path, env: dict[str, str]):
+    """supervisord in the foreground with ``config``; stopped (TERM, then its programs) on exit.
+
+    Yields the supervisord process and an Event set by Ctrl-C / SIGTERM; the handlers are in
+    place before it starts, so Ctrl-C during start-up still stops what was started.
+    """
+    import signal
+    import subprocess
+
+    from char_pipeline.settings import CHECKOUT_ROOT
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    supervisord = subprocess.Popen(
+        [str(Path(sys.executable).with_name("supervisord")), "-c", str(config)],
+        cwd=CHECKOUT_ROOT,
+        env=env,
+    )
+    try:
+        yield supervisord, stopping
     except Exception as exc:
         print(f"serve: {health.exception_text(exc)}", file=sys.stderr)
-        return 1
     finally:
         if supervisord.poll() is None:
             supervisord.terminate()  # supervisord stops its programs, TERM then KILL
@@ -523,14 +550,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             supervisord.kill()
 
 
-def _watch(supervisord, state_file: Path, readyz: str, stopping: threading.Event) -> int:
+def _watch(
+    supervisord, state_file: Path, stopping: threading.Event, readyz: str | None = None
+) -> int:
     """Report readiness once (the same checks as /readyz), then wait until stopped; exit 1
     with the cause when the supervisor gave up on a process (repeated fast crashes)."""
     import httpx
 
     from char_pipeline import supervision
 
-    reported = False
+    reported = readyz is None
     report_deadline = time.monotonic() + 120
     while not stopping.is_set():
         if supervisord.poll() is not None:
