@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.storage import ArtifactStore
 
 REFERENCE_ID = re.compile(r"^ref_[a-z0-9_]{4,64}$")
 

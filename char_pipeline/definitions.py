@@ -14,7 +14,7 @@ from char_pipeline.assets.references import identity_features, reference_image, 
 from char_pipeline.assets.rendering import control_sequences, frames, video
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import JobStoreResource
-from char_pipeline.resources.storage import ArtifactStore, JsonRecordIOManager
+from char_pipeline.resources.storage import JsonRecordIOManager
 from char_pipeline.schedules import backfill_schedule
 from char_pipeline.sensors.jobs import (
     job_failure_sensor,
@@ -25,14 +25,13 @@ from char_pipeline.sensors.manifests import manifest_results_sensor, manifest_se
 from char_pipeline.sensors.references import reference_prune_sensor, reference_upload_sensor
 from char_pipeline.sensors.webhooks import webhook_delivery_sensor
 from char_pipeline.settings import Settings, get_settings
+from char_pipeline.storage import build_store
 
 
 def build_resources(settings: Settings) -> dict:
     """Storage and compute chosen in one place, from settings."""
     return {
-        "store": ArtifactStore(
-            root_url=settings.artifacts_root, s3_endpoint_url=settings.s3_endpoint_url
-        ),
+        "store": build_store(settings),  # a plain object; Dagster wraps it
         "io_manager": JsonRecordIOManager(
             root_url=settings.artifacts_root, s3_endpoint_url=settings.s3_endpoint_url
         ),

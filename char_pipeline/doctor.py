@@ -159,7 +159,7 @@ def service_checks(settings: Settings) -> list[Check]:
     if settings.artifacts_root.startswith("s3://"):
 
         def bucket() -> Check:
-            from char_pipeline.resources.storage import open_root
+            from char_pipeline.storage import open_root
 
             root = open_root(settings.artifacts_root, settings.s3_endpoint_url)
             bucket_name = urlsplit(settings.artifacts_root).netloc

@@ -11,7 +11,7 @@ import hmac
 import time
 from urllib.parse import quote
 
-from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.storage import ArtifactStore
 
 
 def signature(secret: bytes, key: str, expires: int) -> str:

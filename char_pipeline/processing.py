@@ -34,7 +34,7 @@ from char_pipeline.engine.render import (
 )
 from char_pipeline.engine.rig import Rig, build_rig
 from char_pipeline.engine.segmentation import SubjectMask, segment_subject
-from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.storage import ArtifactStore
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

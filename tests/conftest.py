@@ -11,7 +11,7 @@ import skimage
 
 from char_pipeline.engine.images import load_reference_image
 from char_pipeline.engine.segmentation import segment_subject
-from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.storage import ArtifactStore
 
 SCIKIT_DATA = Path(skimage.__file__).parent / "data"
 SAMPLE_DATA = Path(matplotlib.get_data_path()) / "sample_data"

@@ -15,8 +15,8 @@ from limits.strategies import MovingWindowRateLimiter
 
 from char_pipeline.api.errors import ApiError
 from char_pipeline.jobstore import ApiKey, JobStore, open_job_store
-from char_pipeline.resources.storage import ArtifactStore
 from char_pipeline.settings import Settings
+from char_pipeline.storage import ArtifactStore, build_store
 
 
 @dataclass
@@ -38,9 +38,7 @@ class AppState:
             settings=settings,
             # Built from settings here, not from definitions.py: the API must keep answering
             # (and report the failure on /readyz) when the Dagster code cannot load.
-            store=ArtifactStore(
-                root_url=settings.artifacts_root, s3_endpoint_url=settings.s3_endpoint_url
-            ),
+            store=build_store(settings),
             jobs=open_job_store(settings.resolved_job_store_url),
             limiter=MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage)),
             signing_key=settings.signing_key(),

@@ -22,7 +22,7 @@ from char_pipeline.engine.identity import cosine_similarity, extract_identity
 from char_pipeline.engine.render import parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource
-from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.storage import ArtifactStore
 
 
 class BatchRenderConfig(dg.Config):
@@ -36,7 +36,7 @@ class BatchRenderConfig(dg.Config):
 def render_batch(
     context: dg.OpExecutionContext,
     config: BatchRenderConfig,
-    store: ArtifactStore,
+    store: dg.ResourceParam[ArtifactStore],
     jobs: JobStoreResource,
     compute: ComputeFleet,
 ) -> None:

@@ -18,7 +18,7 @@ from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.render import parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import JobStoreResource, job_ids_of
-from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.storage import ArtifactStore
 
 MIN_REFERENCE_PSNR = 25.0  # dB, inside the mask, from the reference camera
 MAX_HOLE_FRACTION = 0.005  # see-through share of a turntable frame's silhouette
@@ -44,7 +44,9 @@ CHECK_VIEWS = 12
         ),
     ],
 )
-def nerf_model(context: dg.AssetExecutionContext, store: ArtifactStore, subject_mask: dict):
+def nerf_model(
+    context: dg.AssetExecutionContext, store: dg.ResourceParam[ArtifactStore], subject_mask: dict
+):
     reference_id = context.partition_key
     try:
         record = processing.build_nerf(store, reference_id, subject_mask)
@@ -128,7 +130,7 @@ class NerfVideoConfig(dg.Config):
 def nerf_video(
     context: dg.AssetExecutionContext,
     config: NerfVideoConfig,
-    store: ArtifactStore,
+    store: dg.ResourceParam[ArtifactStore],
     compute: ComputeFleet,
     jobs: JobStoreResource,
     nerf_model: dict,

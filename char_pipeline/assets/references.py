@@ -10,7 +10,7 @@ from char_pipeline.assets.previews import markdown_images
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.render import bone_segments
 from char_pipeline.resources.compute import ComputeFleet
-from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.storage import ArtifactStore
 
 
 def engine_failure(exc: CharPipelineError, what: str) -> dg.Failure:
@@ -33,7 +33,7 @@ def engine_failure(exc: CharPipelineError, what: str) -> dg.Failure:
     description="The uploaded reference image, decoded, upright, size-checked, stored as PNG.",
 )
 def reference_image(
-    context: dg.AssetExecutionContext, store: ArtifactStore, compute: ComputeFleet
+    context: dg.AssetExecutionContext, store: dg.ResourceParam[ArtifactStore], compute: ComputeFleet
 ) -> dict:
     reference_id = context.partition_key
     limits = compute.for_run(context)
@@ -103,7 +103,7 @@ def draw_skeleton(rgb: np.ndarray, joints: np.ndarray, rig: dict | None = None) 
     description="Subject mask (alpha channel or U²-Net-p) and the rest pose renderer v1 animates.",
 )
 def subject_mask(
-    context: dg.AssetExecutionContext, store: ArtifactStore, reference_image: dict
+    context: dg.AssetExecutionContext, store: dg.ResourceParam[ArtifactStore], reference_image: dict
 ) -> dict:
     reference_id = context.partition_key
     try:
@@ -145,7 +145,7 @@ def subject_mask(
 )
 def identity_features(
     context: dg.AssetExecutionContext,
-    store: ArtifactStore,
+    store: dg.ResourceParam[ArtifactStore],
     reference_image: dict,
     subject_mask: dict,
 ) -> dict:

@@ -42,7 +42,7 @@ from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequenc
 from char_pipeline.engine.render import camera_matrix, parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource, job_ids_of
-from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.storage import ArtifactStore
 
 # Share of a job's progress spent rendering; the rest is encoding.
 RENDER_SHARE = 85.0
@@ -73,7 +73,7 @@ class ControlsConfig(dg.Config):
 def _build_control(
     config: ControlsConfig,
     control_type: str,
-    store: ArtifactStore,
+    store: dg.ResourceParam[ArtifactStore],
     reference_id: str,
     subject_mask: dict,
 ):
@@ -110,7 +110,7 @@ def _build_control(
 def control_sequences(
     context: dg.AssetExecutionContext,
     config: ControlsConfig,
-    store: ArtifactStore,
+    store: dg.ResourceParam[ArtifactStore],
     subject_mask: dict,
 ) -> dict:
     reference_id = context.partition_key
@@ -170,7 +170,7 @@ class FramesConfig(dg.Config):
 def frames(
     context: dg.AssetExecutionContext,
     config: FramesConfig,
-    store: ArtifactStore,
+    store: dg.ResourceParam[ArtifactStore],
     compute: ComputeFleet,
     jobs: JobStoreResource,
     subject_mask: dict,
@@ -324,7 +324,7 @@ class VideoConfig(dg.Config):
 def video(
     context: dg.AssetExecutionContext,
     config: VideoConfig,
-    store: ArtifactStore,
+    store: dg.ResourceParam[ArtifactStore],
     jobs: JobStoreResource,
     frames: dict,
 ):
@@ -435,7 +435,7 @@ def video(
     yield from quality_checks(frames, coherence, store)
 
 
-def quality_checks(frames: dict, coherence: dict, store: ArtifactStore):
+def quality_checks(frames: dict, coherence: dict, store: dg.ResourceParam[ArtifactStore]):
     """The four quality asset checks, each with its figure per control sequence."""
     controls = frames["controls"]
     identity = {name: min(c.get("identity_cosine") or [1.0]) for name, c in controls.items()}

@@ -6,8 +6,8 @@ import dagster as dg
 
 from char_pipeline.jobstore import JobStore, open_job_store
 from char_pipeline.links import completion_payload
-from char_pipeline.resources.storage import ArtifactStore
 from char_pipeline.settings import get_settings
+from char_pipeline.storage import ArtifactStore
 
 JOB_ID_TAG = "char/job_id"
 GPU_TYPE_TAG = "char/gpu_type"

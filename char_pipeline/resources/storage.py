@@ -1,116 +1,18 @@
-"""Artifact storage on any fsspec URL: a local folder by default, s3://bucket/prefix by setting.
+"""The IO manager for the small JSON records assets hand downstream (they point at files).
 
-Assets write real media files (PNG, MP4, GIF, NPY, JSON) through :class:`ArtifactStore`;
-:class:`JsonRecordIOManager` stores the small JSON records assets hand downstream, which
-point at those files. Nothing is pickled.
+The artifact store itself is a plain ``char_pipeline.storage.ArtifactStore``: definitions.py
+passes the object built from settings, Dagster wraps it as a resource, and assets receive it
+as ``store: dg.ResourceParam[ArtifactStore]``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from upath import UPath
 
-
-def open_root(url: str, endpoint_url: str | None = None) -> UPath:
-    """A UPath for a folder or fsspec URL; S3 URLs may name a custom endpoint."""
-    if url.startswith("s3://") and endpoint_url:
-        return UPath(url, endpoint_url=endpoint_url)
-    return UPath(url)
-
-
-class ArtifactStore(dg.ConfigurableResource):
-    """Reads and writes artifacts under one root URL, by relative key ('videos/ref/x.mp4')."""
-
-    root_url: str
-    s3_endpoint_url: str | None = None
-
-    @property
-    def root(self) -> UPath:
-        return open_root(self.root_url, self.s3_endpoint_url)
-
-    def path(self, key: str) -> UPath:
-        return self.root / key
-
-    @property
-    def is_local(self) -> bool:
-        return self.root.protocol in ("", "file", "local")
-
-    def uri(self, key: str) -> str:
-        """The artifact's location as a string: a file path locally, else its URL."""
-        path = self.path(key)
-        return str(Path(path.path)) if self.is_local else str(path)
-
-    def write_bytes(self, key: str, data: bytes) -> str:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if self.is_local:
-            # Write to a sibling and rename, so readers never see half a file.
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(data)
-            Path(tmp.path).replace(Path(path.path))
-        else:
-            path.write_bytes(data)
-        return self.uri(key)
-
-    def read_bytes(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
-
-    def exists(self, key: str) -> bool:
-        return self.path(key).exists()
-
-    def delete(self, key: str) -> None:
-        """Remove one artifact if it exists."""
-        path = self.path(key)
-        if path.exists():
-            path.unlink()
-
-    def write_json(self, key: str, value: Any) -> str:
-        return self.write_bytes(key, json.dumps(value, indent=2, sort_keys=True).encode())
-
-    def read_json(self, key: str) -> Any:
-        return json.loads(self.read_bytes(key))
-
-    def list_dirs(self, key: str) -> list[str]:
-        path = self.path(key)
-        if not path.exists():
-            return []
-        return sorted(child.name for child in path.iterdir() if child.is_dir())
-
-    def list_files(self, key: str) -> list[str]:
-        path = self.path(key)
-        if not path.exists():
-            return []
-        return sorted(child.name for child in path.iterdir() if child.is_file())
-
-    def put_file(self, local_path: str | Path, key: str) -> str:
-        destination = self.path(key)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if self.is_local:
-            shutil.copyfile(local_path, Path(destination.path))
-        else:
-            with open(local_path, "rb") as source, destination.open("wb") as target:
-                shutil.copyfileobj(source, target, length=8 * 1024 * 1024)
-        return self.uri(key)
-
-    @contextlib.contextmanager
-    def local_copy(self, key: str) -> Iterator[Path]:
-        """A local file path for an artifact (the file itself when local, else a download)."""
-        if self.is_local:
-            yield Path(self.path(key).path)
-            return
-        with tempfile.TemporaryDirectory() as folder:
-            target = Path(folder) / Path(key).name
-            with self.path(key).open("rb") as source, open(target, "wb") as sink:
-                shutil.copyfileobj(source, sink, length=8 * 1024 * 1024)
-            yield target
+from char_pipeline.catalog import record_key
+from char_pipeline.storage import ArtifactStore
 
 
 class JsonRecordIOManager(dg.ConfigurableIOManager):
@@ -120,8 +22,6 @@ class JsonRecordIOManager(dg.ConfigurableIOManager):
     s3_endpoint_url: str | None = None
 
     def _key(self, context: dg.OutputContext | dg.InputContext) -> str:
-        from char_pipeline.catalog import record_key
-
         partition = context.partition_key if context.has_partition_key else "__all__"
         return record_key("/".join(context.asset_key.path), partition)
 

@@ -12,9 +12,9 @@ import dagster as dg
 from char_pipeline import manifests
 from char_pipeline.assets.jobs import VIDEO_ASSETS, render_job
 from char_pipeline.assets.partitions import reference_partitions
-from char_pipeline.resources.storage import ArtifactStore, open_root
 from char_pipeline.runner import run_failure_cause
 from char_pipeline.settings import get_settings
+from char_pipeline.storage import ArtifactStore, open_root
 from char_pipeline.webhooks import check_outbound_url, parse_allowlist
 
 MANIFEST_TAG = "char/manifest"
@@ -36,7 +36,9 @@ def outcome_key(version: str, row: int) -> str:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Validates new or edited manifests (CSV/Parquet) and launches one run per good row.",
 )
-def manifest_sensor(context: dg.SensorEvaluationContext, store: ArtifactStore) -> dg.SensorResult:
+def manifest_sensor(
+    context: dg.SensorEvaluationContext, store: dg.ResourceParam[ArtifactStore]
+) -> dg.SensorResult:
     settings = get_settings()
     root = open_root(settings.manifest_root, settings.s3_endpoint_url)
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
@@ -98,7 +100,7 @@ def manifest_sensor(context: dg.SensorEvaluationContext, store: ArtifactStore) -
     description="Writes <manifest>.results.parquet/.csv once every run of a manifest version has finished.",
 )
 def manifest_results_sensor(
-    context: dg.SensorEvaluationContext, store: ArtifactStore
+    context: dg.SensorEvaluationContext, store: dg.ResourceParam[ArtifactStore]
 ) -> dg.SensorResult:
     written = []
     for version_file in store.list_files("manifest_state"):

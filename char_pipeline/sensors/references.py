@@ -5,7 +5,7 @@ import dagster as dg
 from char_pipeline import catalog
 from char_pipeline.assets.jobs import reference_job
 from char_pipeline.assets.partitions import reference_partitions
-from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.storage import ArtifactStore
 
 
 @dg.sensor(
@@ -15,7 +15,7 @@ from char_pipeline.resources.storage import ArtifactStore
     description="Adds a reference_image_id partition for each new upload and processes it once.",
 )
 def reference_upload_sensor(
-    context: dg.SensorEvaluationContext, store: ArtifactStore
+    context: dg.SensorEvaluationContext, store: dg.ResourceParam[ArtifactStore]
 ) -> dg.SensorResult:
     known = set(context.instance.get_dynamic_partitions(reference_partitions.name))
     new_ids = [
@@ -46,7 +46,7 @@ def reference_upload_sensor(
     description="Removes reference partitions whose upload is gone from the artifact store.",
 )
 def reference_prune_sensor(
-    context: dg.SensorEvaluationContext, store: ArtifactStore
+    context: dg.SensorEvaluationContext, store: dg.ResourceParam[ArtifactStore]
 ) -> dg.SensorResult:
     uploads = set(catalog.list_uploads(store))
     gone = sorted(

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from char_pipeline.resources.storage import ArtifactStore
+from char_pipeline.storage import ArtifactStore
 
 
 def _free_port() -> int:
