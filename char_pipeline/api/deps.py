@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from limits import RateLimitItem, parse
@@ -14,34 +13,32 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from char_pipeline.api.errors import ApiError
-from char_pipeline.jobstore import ApiKey, JobStore, open_job_store
+from char_pipeline.jobstore import ApiKey
+from char_pipeline.services.context import ServiceContext
 from char_pipeline.settings import Settings
-from char_pipeline.storage import ArtifactStore, build_store
 
 
 @dataclass
-class AppState:
-    settings: Settings
-    store: ArtifactStore
-    jobs: JobStore
-    limiter: MovingWindowRateLimiter
-    signing_key: bytes
-    standard_limit: RateLimitItem
-    burst_limit: RateLimitItem
-    # Reference processing runs beside the request threads, one at a time: the models
-    # load once and the CPU is not oversubscribed.
-    processor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
+class AppState(ServiceContext):
+    """The services' context plus what only the HTTP door needs: its rate limiter.
+
+    Built from settings alone (never from definitions.py): the API keeps answering, and
+    /readyz explains, when the Dagster code cannot load.
+    """
+
+    limiter: MovingWindowRateLimiter | None = None
+    standard_limit: RateLimitItem | None = None
+    burst_limit: RateLimitItem | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
+        context = ServiceContext.from_settings(settings)
         return cls(
             settings=settings,
-            # Built from settings here, not from definitions.py: the API must keep answering
-            # (and report the failure on /readyz) when the Dagster code cannot load.
-            store=build_store(settings),
-            jobs=open_job_store(settings.resolved_job_store_url),
+            store=context.store,
+            jobs=context.jobs,
+            signing_key=context.signing_key,
             limiter=MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage)),
-            signing_key=settings.signing_key(),
             standard_limit=parse(settings.rate_limit),
             burst_limit=parse(settings.rate_limit_burst),
         )

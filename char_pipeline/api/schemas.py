@@ -1,14 +1,27 @@
-"""Request and response bodies, field for field as the seed spells them."""
+"""Response bodies, field for field as the seed spells them; the request bodies are the
+services' own models (``char_pipeline.services.requests``), re-exported here for the routers."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from char_pipeline.services.requests import (  # noqa: F401  (the routers import them from here)
+    BatchIn,
+    BatchTask,
+    CameraPoseIn,
+    FrameIn,
+    KeypointIn,
+    NerfIn,
+    PoseControlIn,
+    Resolution,
+    Strict,
+    TextControlIn,
+    VideoIn,
+    VideoTask,
+    Weights,
+)
 
 
 class ReferenceUploaded(BaseModel):
@@ -31,40 +44,11 @@ class IdentityFeaturesOut(BaseModel):
     f_identity: list[float]
 
 
-class KeypointIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    x: float
-    y: float
-    z: float | None = None
-    confidence: float | None = None
-    name: str | None = None
-    index: int | None = None
-
-
-class PoseControlIn(Strict):
-    reference_image_id: str
-    keypoints: list[KeypointIn] = Field(min_length=1)
-    reference_keypoints: list[KeypointIn] | None = Field(
-        default=None,
-        description="Optional: where these joints are in the reference image (x, y in 0..1); replaces the detected rest pose for this request.",
-    )
-    format: Literal["json", "base64"] = "json"
-    frame_index: int = Field(default=0, ge=0)
-
-
 class PoseControlOut(BaseModel):
     reference_image_id: str
     control_type: Literal["pose"] = "pose"
     frame_index: int
     z_t: list[float]
-
-
-class TextControlIn(Strict):
-    reference_image_id: str
-    prompt: str = Field(min_length=1, max_length=2000)
-    steps: int = Field(ge=1)
-    model: Literal["clip", "custom-nlp"] = "clip"
 
 
 class TextControlOut(BaseModel):
@@ -87,86 +71,6 @@ class LatentControlOut(BaseModel):
     z_sequence: list[list[float]]
 
 
-Resolution = Field(default="720x720", pattern=r"^\d+x\d+$", description="WIDTHxHEIGHT")
-
-
-class Weights(Strict):
-    identity_strength: float | None = None
-    temporal_strength: float | None = None
-    perceptual_weight: float | None = None
-    adv_weight: float | None = None
-    pose_smoothness: float | None = None
-    url_ttl: int | None = Field(default=None, ge=1, le=365 * 24 * 3600)
-
-
-class FrameIn(Weights):
-    reference_image_id: str
-    control_type: Literal["pose", "text", "latent"]
-    z_t: list[float]
-    resolution: str = Resolution
-    model: Literal["gan", "diffusion", "transformer"] = "gan"
-    output_format: Literal["url", "base64"] = "url"
-    include_mask: bool = False
-    frame_index: int = Field(default=0, ge=0)
-
-
-class VideoTask(Weights):
-    """One video to render: the body of /v1/generate/video and each task of a batch."""
-
-    reference_image_id: str
-    control_type: Literal["pose", "text", "latent"]
-    z_sequence: list[list[float]] = Field(min_length=1)
-    format: Literal["mp4", "gif"] = "mp4"
-    resolution: str = Resolution
-    fps: int = Field(default=30, ge=1, le=120)
-    model: Literal["gan", "diffusion", "transformer"] = "gan"
-    callback_url: str | None = Field(default=None, max_length=2000)
-    include_mask: bool = False
-
-
-class VideoIn(VideoTask):
-    async_: bool = Field(default=False, alias="async")
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class BatchTask(VideoTask):
-    """A batch task: a video without its own async flag (the batch has one)."""
-
-
-class BatchIn(Strict):
-    tasks: list[BatchTask] = Field(min_length=1, max_length=100)
-    async_: bool = Field(default=False, alias="async")
-    callback_url: str | None = Field(default=None, max_length=2000)
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
 class JobAccepted(BaseModel):
     job_id: str
     status_url: str
-
-
-class CameraPoseIn(BaseModel):
-    """A camera in the subject's normalised frame (docs/nerf.md): unit height, centred at the
-    origin, +y up, the reference camera on +z. ``fov`` is vertical, in degrees."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    position: list[float] = Field(min_length=3, max_length=3)
-    look_at: list[float] = Field(default=[0.0, 0.0, 0.0], min_length=3, max_length=3)
-    up: list[float] = Field(default=[0.0, 1.0, 0.0], min_length=3, max_length=3)
-    fov: float = 40.0
-
-
-class NerfIn(Strict):
-    reference_image_id: str
-    camera_trajectory: list[CameraPoseIn] = Field(min_length=1)
-    resolution: str = Field(default="320x240", pattern=r"^\d+x\d+$", description="WIDTHxHEIGHT")
-    output_format: Literal["nerf_model", "video"] = "video"
-    fps: int | None = Field(default=24, ge=1, le=120)
-    url_ttl: int | None = Field(default=None, ge=1, le=365 * 24 * 3600)
-    async_: bool = Field(default=False, alias="async")
-    callback_url: str | None = Field(default=None, max_length=2000)
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -16,12 +16,13 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from char_pipeline import catalog, processing
+from char_pipeline import catalog
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.identity import cosine_similarity, extract_identity
 from char_pipeline.engine.render import parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource
+from char_pipeline.services import processing
 from char_pipeline.storage import ArtifactStore
 
 

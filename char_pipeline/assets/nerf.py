@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from char_pipeline import catalog, processing
+from char_pipeline import catalog
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.assets.previews import markdown_images
 from char_pipeline.assets.references import engine_failure
@@ -18,6 +18,7 @@ from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.render import parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import JobStoreResource, job_ids_of
+from char_pipeline.services import processing
 from char_pipeline.storage import ArtifactStore
 
 MIN_REFERENCE_PSNR = 25.0  # dB, inside the mask, from the reference camera

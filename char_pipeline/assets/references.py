@@ -4,12 +4,13 @@ import cv2
 import dagster as dg
 import numpy as np
 
-from char_pipeline import catalog, processing
+from char_pipeline import catalog
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.assets.previews import markdown_images
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.render import bone_segments
 from char_pipeline.resources.compute import ComputeFleet
+from char_pipeline.services import processing
 from char_pipeline.storage import ArtifactStore
 
 

@@ -14,7 +14,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from char_pipeline import catalog, processing
+from char_pipeline import catalog
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.assets.previews import markdown_images
 from char_pipeline.assets.references import engine_failure
@@ -42,6 +42,7 @@ from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequenc
 from char_pipeline.engine.render import camera_matrix, parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource, job_ids_of
+from char_pipeline.services import processing
 from char_pipeline.storage import ArtifactStore
 
 # Share of a job's progress spent rendering; the rest is encoding.

@@ -26,6 +26,20 @@ class CharPipelineError(Exception):
         return self.message
 
 
+class BadRequestError(CharPipelineError):
+    """The input cannot be read at all (the API answers 400)."""
+
+    code = "BadRequest"
+    http_status = 400
+
+
+class NotFoundError(CharPipelineError):
+    """No such object, or not yet (the API answers 404)."""
+
+    code = "NotFound"
+    http_status = 404
+
+
 class InvalidInputError(CharPipelineError):
     """The input is well-formed but semantically wrong (the API answers 422)."""
 

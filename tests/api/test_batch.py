@@ -141,9 +141,10 @@ def test_async_batch_across_references_is_one_run(api, auth, present_id, image_p
     sequence fails alone; each rendered reference gets a video materialization."""
     import dagster as dg
 
-    from char_pipeline import catalog, processing
+    from char_pipeline import catalog
     from char_pipeline.definitions import build_definitions
     from char_pipeline.sensors.jobs import job_submission_sensor
+    from char_pipeline.services import processing
     from tests.api.conftest import upload, wait_processed
 
     # A key of its own: this module's shared key is near its burst limit by now.

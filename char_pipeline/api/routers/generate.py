@@ -5,8 +5,10 @@ from char_pipeline.api.body_limits import json_body, request_body_schema
 from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.idempotency import Idempotency
 from char_pipeline.api.schemas import FrameIn, JobAccepted, NerfIn, VideoIn
-from char_pipeline.api.service import Nerfs, Renders, etag_matches, gpu_settings
 from char_pipeline.jobstore import ApiKey
+from char_pipeline.services.compute import etag_matches, gpu_settings
+from char_pipeline.services.nerfs import Nerfs
+from char_pipeline.services.renders import Renders
 
 router = APIRouter(prefix="/v1/generate", tags=["Frame Generation"])
 

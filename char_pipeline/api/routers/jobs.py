@@ -2,8 +2,8 @@ from fastapi import APIRouter, Depends
 
 from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.errors import ApiError
-from char_pipeline.api.service import Renders
 from char_pipeline.jobstore import ApiKey
+from char_pipeline.services.renders import Renders
 
 router = APIRouter(prefix="/v1/jobs", tags=["Jobs"])
 GENERATE = require_scope("generate:write")

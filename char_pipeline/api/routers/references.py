@@ -3,14 +3,11 @@ import hashlib
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 
-from char_pipeline import catalog, processing
 from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.errors import ApiError
 from char_pipeline.api.schemas import IdentityFeaturesOut, ReferenceMetadata, ReferenceUploaded
-from char_pipeline.api.service import References, etag_matches
-from char_pipeline.engine.errors import CharPipelineError
-from char_pipeline.engine.identity import extract_identity
-from char_pipeline.engine.images import decode_png
+from char_pipeline.services.compute import etag_matches
+from char_pipeline.services.references import References
 
 router = APIRouter(prefix="/v1/reference-image", tags=["Reference Image Processing"])
 READ = Depends(require_scope("reference:read"))
@@ -86,8 +83,7 @@ def get_mask(
     if_none_match: str | None = Header(None),
     state: AppState = Depends(app_state),
 ) -> Response:
-    mask_record = References(state).require_processed(reference_image_id, wait=False)
-    png = state.store.read_bytes(mask_record["mask_key"])
+    png = References(state).mask_png(reference_image_id)
     etag = '"m' + hashlib.sha256(png).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=0, must-revalidate"}
     if etag_matches(if_none_match, etag):
@@ -115,21 +111,4 @@ def get_features(
     model: str = Query("cnn", pattern="^(cnn|vit)$"),
     state: AppState = Depends(app_state),
 ) -> dict:
-    mask_record = References(state).require_processed(reference_image_id)
-    if model == "cnn":
-        vector = processing.load_npy(
-            state.store, catalog.reference_key(reference_image_id, "identity_cnn.npy")
-        )
-    else:
-        rgb, _ = processing.load_reference_rgba(state.store, reference_image_id)
-        soft = decode_png(state.store.read_bytes(mask_record["mask_key"]))
-        try:
-            vector = extract_identity(rgb, soft, model="vit").vector
-        except CharPipelineError:
-            raise
-    return {
-        "reference_image_id": reference_image_id,
-        "model": model,
-        "feature_dim": int(vector.shape[0]),
-        "f_identity": [round(float(v), 6) for v in vector],
-    }
+    return References(state).features(reference_image_id, model)

@@ -1,0 +1,30 @@
+"""What a use case needs: settings, the artifact store, the job store, the signing key."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from char_pipeline.jobstore import JobStore, open_job_store
+from char_pipeline.settings import Settings
+from char_pipeline.storage import ArtifactStore, build_store
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    store: ArtifactStore
+    jobs: JobStore
+    signing_key: bytes
+    # Reference processing runs beside the request threads, one at a time: the models
+    # load once and the CPU is not oversubscribed.
+    processor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceContext:
+        return cls(
+            settings=settings,
+            store=build_store(settings),
+            jobs=open_job_store(settings.resolved_job_store_url),
+            signing_key=settings.signing_key(),
+        )

@@ -1,0 +1,70 @@
+"""Control signals: a pose's z_t, a text prompt's z sequence, seeded latent codes."""
+
+from __future__ import annotations
+
+from char_pipeline.engine.controls import Keypoint, encode_pose, latent_sequence
+from char_pipeline.engine.errors import InvalidInputError
+from char_pipeline.engine.motion import text_sequence
+from char_pipeline.services import processing
+from char_pipeline.services.context import ServiceContext
+from char_pipeline.services.references import References
+from char_pipeline.services.requests import PoseControlIn, TextControlIn
+
+MAX_STEPS = 10_000
+
+
+def _round(values) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
+def pose_control(ctx: ServiceContext, body: PoseControlIn) -> dict:
+    mask_record = References(ctx).require_processed(body.reference_image_id)
+    rest = processing.rest_pose(ctx.store, mask_record)
+    if body.reference_keypoints is not None:
+        from char_pipeline.engine.rig import client_rest_pose
+
+        rest = client_rest_pose(
+            [k.model_dump() for k in body.reference_keypoints],
+            tuple(mask_record["bbox"]),
+            rest.image_size,
+        )
+    keypoints = [Keypoint(**k.model_dump()) for k in body.keypoints]
+    z_t = encode_pose(keypoints, rest)
+    return {
+        "reference_image_id": body.reference_image_id,
+        "frame_index": body.frame_index,
+        "z_t": _round(z_t),
+    }
+
+
+def text_control(ctx: ServiceContext, body: TextControlIn) -> dict:
+    References(ctx).metadata(body.reference_image_id)  # 404 for unknown references
+    if body.steps > MAX_STEPS:
+        raise InvalidInputError(f"steps must be at most {MAX_STEPS}.", field="steps")
+    # 'custom-nlp' is MiniLM; 'clip' a local CLIP text encoder, or 422 ModelNotInstalled.
+    # Library words decide first; the response says which matcher answered.
+    z_sequence, plan = text_sequence(body.prompt, body.steps, model=body.model)
+    if plan.similarity is None:
+        matcher = "keyword"
+    else:
+        matcher = "minilm" if body.model == "custom-nlp" else "clip"
+    return {
+        "reference_image_id": body.reference_image_id,
+        "steps": body.steps,
+        "model": body.model,
+        "motion": plan.primary,
+        "overlay": plan.overlay,
+        "matcher": matcher,
+        "similarity": None if plan.similarity is None else round(plan.similarity, 4),
+        "z_sequence": [_round(z) for z in z_sequence],
+    }
+
+
+def latent_control(length: int, seed: int | None, distribution: str) -> dict:
+    z_sequence = latent_sequence(length, seed, distribution)
+    return {
+        "length": length,
+        "seed": seed,
+        "distribution": distribution,
+        "z_sequence": [_round(z) for z in z_sequence],
+    }

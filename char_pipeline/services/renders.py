@@ -1,0 +1,360 @@
+"""Frames and videos: plan (validate, ETag), render now, or submit as jobs; job views."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from char_pipeline import catalog
+from char_pipeline.engine.controls import smooth_sequence, validate_z, validate_z_sequence
+from char_pipeline.engine.errors import InvalidInputError
+from char_pipeline.engine.images import encode_png
+from char_pipeline.engine.render import get_renderer, parse_resolution
+from char_pipeline.jobstore import Job
+from char_pipeline.links import completion_payload, present_result
+from char_pipeline.services import processing
+from char_pipeline.services.compute import (
+    backend_report,
+    check_budget,
+    check_even_size,
+    check_resolution,
+    etag_for,
+)
+from char_pipeline.services.context import ServiceContext
+from char_pipeline.services.references import References
+from char_pipeline.services.requests import FrameIn, VideoTask
+from char_pipeline.webhooks import OutboundUrlError, check_outbound_url, parse_allowlist
+
+DEFAULT_CACHE_TTL = 24 * 3600
+
+
+class SceneCache:
+    """Prepared scenes per (reference, size, renderer), kept in memory for warm requests.
+
+    Preparing a scene (cut-out placed in the frame, background plate) costs more than
+    rendering a frame from it; scenes are read-only afterwards, so threads share them.
+    """
+
+    def __init__(self, capacity: int = 16) -> None:
+        self.capacity = capacity
+        self._scenes: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self, ctx: ServiceContext, reference_id: str, mask_record: dict, width: int, height: int
+    ):
+        # The record changes when the reference is re-rigged (e.g. new client keypoints).
+        record = json.dumps(mask_record, sort_keys=True)
+        key = (reference_id, record, width, height, ctx.settings.renderer)
+        with self._lock:
+            if key in self._scenes:
+                self._scenes.move_to_end(key)
+                return self._scenes[key]
+        renderer = get_renderer(ctx.settings.renderer)
+        character = processing.load_character(ctx.store, reference_id, mask_record)
+        scene = (renderer, processing.prepare_scene(renderer, character, width, height))
+        with self._lock:
+            self._scenes[key] = scene
+            while len(self._scenes) > self.capacity:
+                self._scenes.popitem(last=False)
+        return scene
+
+
+SCENES = SceneCache()
+
+
+class Renders:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.references = References(ctx)
+
+    def present(self, result: dict, url_ttl: int | None) -> dict:
+        """Turn a stored result (artifact keys) into a response (fresh signed URLs)."""
+        return present_result(
+            result,
+            store=self.store,
+            secret=self.ctx.signing_key,
+            base_url=self.ctx.settings.base_url,
+            url_ttl=url_ttl,
+        )
+
+    def frame(self, request: FrameIn, gpu: str) -> tuple[dict, str]:
+        z_t = validate_z(request.z_t)
+        width, height = check_resolution(request.resolution, gpu)
+        mask_record = self.references.require_processed(request.reference_image_id)
+        etag = etag_for(
+            "frame",
+            self.references.sha(request.reference_image_id),
+            {
+                "z_t": z_t.tolist(),
+                "resolution": f"{width}x{height}",
+                "model": request.model,
+                "output_format": request.output_format,
+                "include_mask": request.include_mask,
+                "renderer": self.ctx.settings.renderer,
+                "frame_index": request.frame_index,
+            },
+        )
+        return mask_record, etag
+
+    def render_frame(
+        self, request: FrameIn, mask_record: dict, etag: str, cache_ttl: int | None
+    ) -> dict:
+        cached = self.ctx.jobs.cache_get(etag)
+        if cached is None:
+            width, height = parse_resolution(request.resolution)
+            renderer, scene = SCENES.get(
+                self.ctx, request.reference_image_id, mask_record, width, height
+            )
+            frame, alpha = renderer.render_layers(scene, validate_z(request.z_t))
+            cached = {
+                "reference_image_id": request.reference_image_id,
+                "frame_index": request.frame_index,
+                "control_type": request.control_type,
+                "resolution": f"{width}x{height}",
+                "etag": etag,
+                "backend": backend_report(renderer.name, request.model, _weights(request)),
+            }
+            png = encode_png(frame)
+            if request.output_format == "base64":
+                cached["image_base64"] = base64.b64encode(png).decode()
+            else:
+                cached["image_key"] = catalog.generated_key(etag, "frame.png")
+                self.store.write_bytes(cached["image_key"], png)
+            if request.include_mask:
+                cached["mask_key"] = catalog.generated_key(etag, "mask.png")
+                self.store.write_bytes(cached["mask_key"], encode_png(alpha))
+            self.ctx.jobs.cache_put(etag, cached, cache_ttl or DEFAULT_CACHE_TTL)
+        return self.present(cached, request.url_ttl)
+
+    def video_plan(self, request: VideoTask, gpu: str) -> tuple[np.ndarray, dict, str]:
+        settings = self.ctx.settings
+        if request.include_mask:
+            raise InvalidInputError(
+                "include_mask is supported on /v1/generate/frame; videos carry no mask track.",
+                field="include_mask",
+            )
+        z_sequence = validate_z_sequence(request.z_sequence, max_frames=settings.max_video_frames)
+        z_sequence = smooth_sequence(
+            z_sequence,
+            temporal_strength=request.temporal_strength,
+            pose_smoothness=request.pose_smoothness,
+        )
+        width, height = check_resolution(request.resolution, gpu)
+        check_budget(len(z_sequence), width, height, gpu)
+        if request.format == "mp4":
+            check_even_size(width, height)
+        mask_record = self.references.require_processed(request.reference_image_id)
+        etag = etag_for(
+            "video",
+            self.references.sha(request.reference_image_id),
+            {
+                "z": hashlib.sha256(z_sequence.tobytes()).hexdigest(),
+                "resolution": f"{width}x{height}",
+                "format": request.format,
+                "fps": request.fps,
+                "model": request.model,
+                "renderer": settings.renderer,
+            },
+        )
+        return z_sequence, mask_record, etag
+
+    def result_fields(self, request: VideoTask, etag: str) -> dict:
+        return {
+            "reference_image_id": request.reference_image_id,
+            "control_type": request.control_type,
+            "etag": etag,
+            "backend": backend_report(self.ctx.settings.renderer, request.model, _weights(request)),
+        }
+
+    def render_video(
+        self,
+        request: VideoTask,
+        z_sequence: np.ndarray,
+        mask_record: dict,
+        etag: str,
+        cache_ttl: int | None,
+    ) -> dict:
+        cached = self.ctx.jobs.cache_get(etag)
+        if cached is None:
+            width, height = parse_resolution(request.resolution)
+            renderer, scene = SCENES.get(
+                self.ctx, request.reference_image_id, mask_record, width, height
+            )
+            with tempfile.TemporaryDirectory() as folder:
+                local = Path(folder) / f"video.{request.format}"
+                info = processing.render_video_file(
+                    renderer, scene, z_sequence, local, video_format=request.format, fps=request.fps
+                )
+                key = catalog.generated_key(etag, f"video.{request.format}")
+                self.store.put_file(local, key)
+            cached = processing.video_result(
+                self.result_fields(request, etag),
+                key,
+                info,
+                video_format=request.format,
+                fps=request.fps,
+                renderer=renderer.name,
+            )
+            self.ctx.jobs.cache_put(etag, cached, cache_ttl or DEFAULT_CACHE_TTL)
+        return self.present(cached, request.url_ttl)
+
+    def job_spec(
+        self,
+        request: VideoTask,
+        z_sequence: np.ndarray,
+        etag: str,
+        gpu: str,
+        count: int,
+        key_id: str,
+        cache_ttl: int | None,
+        group: str | None = None,
+    ) -> dict:
+        """A job row for an async video. Its z sequence is stored first, so a sensor never
+        sees a job whose input is missing (none is needed when the render is cached)."""
+        job_id = "job_" + secrets.token_hex(8)
+        job_request = {
+            "resolution": request.resolution,
+            "format": request.format,
+            "fps": request.fps,
+            "model": request.model,
+            "control_type": request.control_type,
+            "frames": len(z_sequence),
+            "url_ttl": request.url_ttl,
+            "cache_ttl": cache_ttl or DEFAULT_CACHE_TTL,
+            "result_fields": self.result_fields(request, etag),
+            "etag": etag,
+        }
+        if group:
+            job_request["group"] = group
+        if self.ctx.jobs.cache_get(etag) is None:
+            self.store.write_bytes(
+                catalog.job_sequence_key(job_id), processing.npy_bytes(z_sequence)
+            )
+        return {
+            "kind": "video",
+            "reference_image_id": request.reference_image_id,
+            "request": job_request,
+            "api_key_id": key_id,
+            "callback_url": request.callback_url,
+            "gpu_type": gpu,
+            "instance_count": count,
+            "job_id": job_id,
+        }
+
+    def create_jobs(self, specs: list[dict], url_ttls: list[int | None]) -> list[Job]:
+        """Create the jobs in one transaction; those whose render is cached complete at once."""
+        jobs = self.ctx.jobs.create_jobs(specs)
+        for job, url_ttl in zip(jobs, url_ttls, strict=True):
+            cached = self.ctx.jobs.cache_get(job.request["etag"])
+            if cached is not None:
+                payload = completion_payload(
+                    job.id,
+                    cached,
+                    store=self.store,
+                    secret=self.ctx.signing_key,
+                    base_url=self.ctx.settings.base_url,
+                    url_ttl=url_ttl,
+                )
+                self.ctx.jobs.complete_job(job.id, cached, payload)
+        return [self.ctx.jobs.get_job(job.id) for job in jobs]
+
+    def submit_video(
+        self,
+        request: VideoTask,
+        z_sequence: np.ndarray,
+        etag: str,
+        gpu: str,
+        count: int,
+        key_id: str,
+        cache_ttl: int | None,
+    ) -> Job:
+        spec = self.job_spec(request, z_sequence, etag, gpu, count, key_id, cache_ttl)
+        (job,) = self.create_jobs([spec], [request.url_ttl])
+        return job
+
+    def batch_view(self, batch: Job) -> dict:
+        """A batch's status, aggregated from its tasks' jobs."""
+        tasks, statuses, progress = [], [], []
+        for task in batch.request["tasks"]:
+            if "job_id" not in task:
+                tasks.append(task)
+                statuses.append("failed")
+                progress.append(100.0)
+                continue
+            job = self.ctx.jobs.get_job(task["job_id"])
+            view = self.job_view(job)
+            tasks.append({"task_index": task["task_index"], **view})
+            statuses.append(job.status)
+            progress.append(job.progress if job.status in ("pending", "processing") else 100.0)
+        if all(s == "failed" for s in statuses):
+            status = "failed"
+        elif all(s in ("completed", "failed") for s in statuses):
+            status = "completed"
+        elif any(s == "processing" for s in statuses) or any(
+            s in ("completed", "failed") for s in statuses
+        ):
+            status = "processing"
+        else:
+            status = "pending"
+        return {
+            "job_id": batch.id,
+            "kind": "batch",
+            "status": status,
+            "progress": round(sum(progress) / len(progress), 1),
+            "message": f"{statuses.count('completed')} of {len(statuses)} tasks completed, {statuses.count('failed')} failed",
+            "created_at": batch.created_at,
+            "updated_at": batch.updated_at,
+            "tasks": tasks,
+        }
+
+    def job_view(self, job: Job) -> dict:
+        view = {
+            "job_id": job.id,
+            "status": job.status,
+            "progress": job.progress,
+            "message": job.message,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+        }
+        if job.status == "completed" and job.result:
+            view["result"] = self.present(job.result, job.request.get("url_ttl"))
+        if job.status == "failed":
+            view["error"] = job.error
+        if job.callback_url:
+            view["callback_url"] = job.callback_url
+            view["deliveries"] = self.ctx.jobs.deliveries_for_job(job.id)
+        if job.attempts > 1:
+            view["attempts"] = job.attempts
+        return view
+
+    def check_callback(self, callback_url: str | None) -> None:
+        if callback_url is None:
+            return
+        try:
+            check_outbound_url(callback_url, parse_allowlist(self.ctx.settings.outbound_allow))
+        except OutboundUrlError as exc:
+            raise InvalidInputError(exc.message, field="callback_url", **exc.details) from exc
+
+
+def _weights(request: FrameIn | VideoTask) -> dict[str, Any]:
+    return {
+        name: getattr(request, name)
+        for name in (
+            "identity_strength",
+            "temporal_strength",
+            "perceptual_weight",
+            "adv_weight",
+            "pose_smoothness",
+        )
+    }
