@@ -22,7 +22,8 @@ import skimage
 
 from char_pipeline.engine.images import load_reference_image
 from char_pipeline.engine.motion import text_sequence
-from char_pipeline.engine.render import Character, RenderSettings, get_renderer
+from char_pipeline.engine.render import Character, RenderSettings
+from char_pipeline.engine.renderers import get_renderer
 from char_pipeline.engine.rig import build_rig
 from char_pipeline.engine.segmentation import segment_subject
 

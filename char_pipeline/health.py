@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from char_pipeline.runner import innermost_error
+from char_pipeline.failures import innermost_error
 from char_pipeline.settings import Settings
 
 

@@ -376,19 +376,6 @@ def composite(scene: WarpScene, subject: np.ndarray) -> np.ndarray:
     return cv2.add(subject[..., :3], cv2.subtract(scene.background, covered))
 
 
-RENDERERS = ("mesh", "warp")
-
-
-def get_renderer(name: str = "mesh") -> Renderer:
-    if name == "warp":
-        return WarpRenderer()
-    if name == "mesh":
-        from char_pipeline.engine.deform import MeshRenderer  # imports libigl
-
-        return MeshRenderer()
-    raise InvalidInputError(f"Unknown renderer {name!r}; available: {', '.join(RENDERERS)}.")
-
-
 CAMERA_MOTIONS = ("none", "push-in", "pull-out", "pan-left", "pan-right", "drift")
 
 

@@ -14,7 +14,8 @@ import os
 import dagster as dg
 
 from char_pipeline.engine.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from char_pipeline.engine.render import MAX_RENDER_PIXELS, Renderer, get_renderer
+from char_pipeline.engine.render import MAX_RENDER_PIXELS, Renderer
+from char_pipeline.engine.renderers import get_renderer
 
 GPU_TYPE_TAG = "char/gpu_type"
 

@@ -6,6 +6,7 @@ from char_pipeline import catalog
 from char_pipeline.assets.batch import batch_render_job
 from char_pipeline.assets.jobs import nerf_request_job, render_request_job
 from char_pipeline.assets.partitions import reference_partitions
+from char_pipeline.failures import innermost_error
 from char_pipeline.resources.compute import k8s_tags
 from char_pipeline.resources.jobs import (
     GPU_TYPE_TAG,
@@ -14,7 +15,6 @@ from char_pipeline.resources.jobs import (
     JOB_IDS_TAG,
     JobStoreResource,
 )
-from char_pipeline.runner import innermost_error
 from char_pipeline.settings import get_settings
 
 ATTEMPT_TAG = "char/attempt"

@@ -12,7 +12,7 @@ import dagster as dg
 from char_pipeline import manifests
 from char_pipeline.assets.jobs import VIDEO_ASSETS, render_job
 from char_pipeline.assets.partitions import reference_partitions
-from char_pipeline.runner import run_failure_cause
+from char_pipeline.failures import run_failure_cause
 from char_pipeline.settings import get_settings
 from char_pipeline.storage import ArtifactStore, open_root
 from char_pipeline.webhooks import check_outbound_url, parse_allowlist

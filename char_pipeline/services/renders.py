@@ -18,7 +18,8 @@ from char_pipeline import catalog
 from char_pipeline.engine.controls import smooth_sequence, validate_z, validate_z_sequence
 from char_pipeline.engine.errors import InvalidInputError
 from char_pipeline.engine.images import encode_png
-from char_pipeline.engine.render import get_renderer, parse_resolution
+from char_pipeline.engine.render import parse_resolution
+from char_pipeline.engine.renderers import get_renderer
 from char_pipeline.jobstore import Job
 from char_pipeline.links import completion_payload, present_result
 from char_pipeline.services import processing

@@ -8,7 +8,8 @@ from char_pipeline.engine.deform import MeshRenderer
 from char_pipeline.engine.mesh import rasterise
 from char_pipeline.engine.metrics import silhouette_holes
 from char_pipeline.engine.motion import MOTIONS, MotionParams, MotionPlan, motion_sequence
-from char_pipeline.engine.render import Character, RenderSettings, get_renderer
+from char_pipeline.engine.render import Character, RenderSettings
+from char_pipeline.engine.renderers import get_renderer
 from char_pipeline.engine.rig import build_rig
 
 
