@@ -20,6 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from char_pipeline.jobstate import OPEN, JobStatus, sources
+
 metadata = sa.MetaData()
 
 api_keys = sa.Table(
@@ -126,7 +128,7 @@ response_cache = sa.Table(
 )
 
 SCOPES = ("reference:read", "control:write", "generate:write")
-JOB_STATUSES = ("pending", "processing", "completed", "failed")
+JOB_STATUSES = tuple(str(status) for status in JobStatus)
 
 
 @functools.cache
@@ -384,7 +386,7 @@ class JobStore:
             {
                 "id": spec.get("job_id") or "job_" + secrets.token_hex(8),
                 "kind": spec["kind"],
-                "status": "pending",
+                "status": str(JobStatus.PENDING),
                 "progress": 0.0,
                 "message": "Queued",
                 "reference_image_id": spec["reference_image_id"],
@@ -441,32 +443,41 @@ class JobStore:
             ).all()
         return [self._job(row) for row in rows]
 
-    def _update(self, job_id: str, *, only_if_open: bool = True, **values) -> bool:
-        values["updated_at"] = now()
-        condition = [jobs.c.id == job_id]
-        if only_if_open:
-            condition.append(jobs.c.status.in_(("pending", "processing")))
-        with self.engine.begin() as connection:
-            result = connection.execute(jobs.update().where(*condition).values(**values))
+    @staticmethod
+    def _transition(
+        connection,
+        job_id: str,
+        target: JobStatus,
+        values: dict,
+        narrowed_to: tuple[str, ...] | None = None,
+    ) -> bool:
+        """The one place a job's status changes: only from a status ``jobstate`` allows
+        (optionally narrowed), atomically; False when the job was not in such a status."""
+        result = connection.execute(
+            jobs.update()
+            .where(jobs.c.id == job_id, jobs.c.status.in_(sources(target, narrowed_to)))
+            .values(status=str(target), updated_at=now(), **values)
+        )
         return result.rowcount == 1
 
+    def _update(self, job_id: str, target: JobStatus, **values) -> bool:
+        with self.engine.begin() as connection:
+            return self._transition(connection, job_id, target, values)
+
     def start_job(self, job_id: str, run_id: str) -> bool:
-        return self._update(job_id, status="processing", run_id=run_id, message="Rendering started")
+        return self._update(
+            job_id, JobStatus.PROCESSING, run_id=run_id, message="Rendering started"
+        )
 
     def update_progress(self, job_id: str, progress: float, message: str) -> bool:
         return self._update(
-            job_id, status="processing", progress=round(float(progress), 1), message=message
+            job_id, JobStatus.PROCESSING, progress=round(float(progress), 1), message=message
         )
 
     def complete_job(self, job_id: str, result: dict, callback_payload: dict | None = None) -> bool:
         """Mark the job completed and, in the same transaction, queue its callback."""
-        values = {
-            "status": "completed",
-            "progress": 100.0,
-            "message": "Completed",
-            "result": json.dumps(result),
-        }
-        return self._finish(job_id, values, callback_payload)
+        values = {"progress": 100.0, "message": "Completed", "result": json.dumps(result)}
+        return self._finish(job_id, JobStatus.COMPLETED, values, callback_payload)
 
     def fail_job(
         self,
@@ -474,7 +485,7 @@ class JobStore:
         code: str,
         message: str,
         details: dict | None = None,
-        from_statuses: tuple[str, ...] = ("pending", "processing"),
+        from_statuses: tuple[str, ...] | None = None,
     ) -> bool:
         """Mark the job failed with an error object and, in the same transaction, queue its callback.
 
@@ -482,26 +493,21 @@ class JobStore:
         jobs still pending, never one whose run has just started).
         """
         error = {"code": code, "message": message, "details": details or {}}
-        values = {"status": "failed", "message": message[:500], "error": json.dumps(error)}
-        return self._finish(
-            job_id, values, {"job_id": job_id, "status": "failed", "error": error}, from_statuses
-        )
+        values = {"message": message[:500], "error": json.dumps(error)}
+        payload = {"job_id": job_id, "status": str(JobStatus.FAILED), "error": error}
+        return self._finish(job_id, JobStatus.FAILED, values, payload, from_statuses)
 
     def _finish(
         self,
         job_id: str,
+        target: JobStatus,
         values: dict,
         callback_payload: dict | None,
-        from_statuses: tuple[str, ...] = ("pending", "processing"),
+        from_statuses: tuple[str, ...] | None = None,
     ) -> bool:
         moment = now()
         with self.engine.begin() as connection:
-            updated = connection.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id, jobs.c.status.in_(from_statuses))
-                .values(updated_at=moment, **values)
-            )
-            if updated.rowcount != 1:
+            if not self._transition(connection, job_id, target, values, from_statuses):
                 return False
             job = connection.execute(
                 sa.select(jobs.c.callback_url, jobs.c.api_key_id).where(jobs.c.id == job_id)
@@ -534,7 +540,7 @@ class JobStore:
         older_than_seconds: float,
         limit: int = 200,
         kinds: tuple[str, ...] = ("video",),
-        statuses: tuple[str, ...] = ("pending", "processing"),
+        statuses: tuple[str, ...] = tuple(str(s) for s in OPEN),
     ) -> list[Job]:
         """Open jobs not updated for a while: the reconciler's and the launch watchdog's worklist."""
         cutoff = now() - timedelta(seconds=older_than_seconds)
@@ -554,7 +560,7 @@ class JobStore:
     def retry_job(self, job_id: str, attempt: int) -> bool:
         return self._update(
             job_id,
-            status="pending",
+            JobStatus.PENDING,
             progress=0.0,
             run_id=None,
             attempts=attempt,

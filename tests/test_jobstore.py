@@ -6,6 +6,8 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from char_pipeline import jobstate
+from char_pipeline.jobstate import JobStatus
 from char_pipeline.jobstore import JobStore
 from tests.services import POSTGRES_URL, require_service
 
@@ -113,3 +115,35 @@ def test_an_idempotency_claim_past_its_lease_is_taken_over(job_store):
     job_store.idempotency_finish("key_1", "L", 202, '{"job_id": "job_1"}', {})
     done = job_store.idempotency_begin("key_1", "L", "hash", lease_seconds=0)
     assert done["state"] == "done" and done["status_code"] == 202  # answers are kept
+
+
+def test_every_status_change_follows_the_one_state_model(job_store):
+    def new_job():
+        return job_store.create_job(kind="video", reference_image_id="ref_1", request={})
+
+    job = new_job()
+    assert job_store.fail_job(job.id, "X", "gone", from_statuses=("pending",))
+    assert job_store.get_job(job.id).status == JobStatus.FAILED
+    for change in (
+        lambda: job_store.start_job(job.id, "run"),
+        lambda: job_store.update_progress(job.id, 5, "x"),
+        lambda: job_store.retry_job(job.id, 2),
+        lambda: job_store.complete_job(job.id, {}),
+    ):
+        assert not change()  # a terminal status is never left
+    running = new_job()
+    assert job_store.start_job(running.id, "run")
+    # The watchdog narrows failing to jobs still pending: a started one is left alone.
+    assert not job_store.fail_job(running.id, "X", "late", from_statuses=("pending",))
+    assert job_store.retry_job(running.id, 2)
+    retried = job_store.get_job(running.id)
+    assert (retried.status, retried.run_id, retried.attempts) == ("pending", None, 2)
+
+
+def test_batch_status_is_aggregated_once():
+    assert jobstate.aggregate(["failed", "failed"]) == "failed"
+    assert jobstate.aggregate(["completed", "failed"]) == "completed"
+    assert jobstate.aggregate(["pending", "failed"]) == "processing"
+    assert jobstate.aggregate(["pending", "processing"]) == "processing"
+    assert jobstate.aggregate(["pending", "pending"]) == "pending"
+    assert jobstate.sources(JobStatus.FAILED, ("pending", "completed")) == ("pending",)

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from char_pipeline import catalog
+from char_pipeline import catalog, jobstate
 from char_pipeline.assets.batch import batch_render_job
 from char_pipeline.assets.jobs import nerf_request_job, render_request_job
 from char_pipeline.assets.partitions import reference_partitions
@@ -217,7 +217,7 @@ def job_failure_sensor(context: dg.RunFailureSensorContext, jobs: JobStoreResour
         message, code = (context.failure_event.message or "The render run failed."), "InternalError"
     for job_id in job_ids:
         job = jobs.store.get_job(job_id)
-        if job is None or job.status not in ("pending", "processing"):
+        if job is None or not jobstate.is_open(job.status):
             continue
         if code not in FINAL_ERROR_CODES and job.attempts < get_settings().job_max_attempts:
             attempt = job.attempts + 1

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from char_pipeline import catalog
+from char_pipeline import catalog, jobstate
 from char_pipeline.engine.controls import smooth_sequence, validate_z, validate_z_sequence
 from char_pipeline.engine.errors import InvalidInputError
 from char_pipeline.engine.images import encode_png
@@ -297,17 +297,8 @@ class Renders:
             view = self.job_view(job)
             tasks.append({"task_index": task["task_index"], **view})
             statuses.append(job.status)
-            progress.append(job.progress if job.status in ("pending", "processing") else 100.0)
-        if all(s == "failed" for s in statuses):
-            status = "failed"
-        elif all(s in ("completed", "failed") for s in statuses):
-            status = "completed"
-        elif any(s == "processing" for s in statuses) or any(
-            s in ("completed", "failed") for s in statuses
-        ):
-            status = "processing"
-        else:
-            status = "pending"
+            progress.append(job.progress if jobstate.is_open(job.status) else 100.0)
+        status = str(jobstate.aggregate(statuses))
         return {
             "job_id": batch.id,
             "kind": "batch",
