@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from char_pipeline.services.requests import (  # noqa: F401  (the routers import them from here)
     BatchIn,
@@ -74,3 +74,83 @@ class LatentControlOut(BaseModel):
 class JobAccepted(BaseModel):
     job_id: str
     status_url: str
+
+
+class Open(BaseModel):
+    """A response whose listed fields are always there; others may be added (documented in
+    docs/api.md) without breaking clients."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Backend(Open):
+    renderer: str
+    device: str
+
+
+class FrameOut(Open):
+    reference_image_id: str
+    frame_index: int
+    control_type: str
+    resolution: str
+    etag: str
+    backend: Backend
+    image_url: str | None = None
+    image_base64: str | None = None
+    mask_url: str | None = None
+
+
+class VideoOut(Open):
+    reference_image_id: str
+    control_type: str
+    etag: str
+    backend: Backend
+    video_url: str
+    frames: int
+    fps: int
+    resolution: str
+
+
+class NerfOut(Open):
+    reference_image_id: str
+    output_format: Literal["nerf_model", "video"]
+    etag: str
+    model_url: str
+    model_format: str
+    video_url: str | None = None
+    image_url: str | None = None
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    details: dict
+
+
+class JobOut(Open):
+    job_id: str
+    status: Literal["pending", "processing", "completed", "failed"]
+    progress: float
+    message: str | None
+    created_at: str
+    updated_at: str
+    result: dict | None = None
+    error: JobError | None = None
+
+
+class BatchTaskOut(Open):
+    task_index: int
+
+
+class BatchOut(JobOut):
+    kind: Literal["batch"]
+    tasks: list[BatchTaskOut]
+
+
+class BatchResults(BaseModel):
+    results: list[BatchTaskOut]
+
+
+class BatchAccepted(JobAccepted):
+    batch_id: str
+    tasks: list[BatchTaskOut]

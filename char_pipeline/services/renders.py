@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from char_pipeline import catalog, jobstate
+from char_pipeline import catalog
 from char_pipeline.engine.controls import smooth_sequence, validate_z, validate_z_sequence
 from char_pipeline.engine.errors import InvalidInputError
 from char_pipeline.engine.images import encode_png
@@ -283,52 +283,6 @@ class Renders:
         spec = self.job_spec(request, z_sequence, etag, gpu, count, key_id, cache_ttl)
         (job,) = self.create_jobs([spec], [request.url_ttl])
         return job
-
-    def batch_view(self, batch: Job) -> dict:
-        """A batch's status, aggregated from its tasks' jobs."""
-        tasks, statuses, progress = [], [], []
-        for task in batch.request["tasks"]:
-            if "job_id" not in task:
-                tasks.append(task)
-                statuses.append("failed")
-                progress.append(100.0)
-                continue
-            job = self.ctx.jobs.get_job(task["job_id"])
-            view = self.job_view(job)
-            tasks.append({"task_index": task["task_index"], **view})
-            statuses.append(job.status)
-            progress.append(job.progress if jobstate.is_open(job.status) else 100.0)
-        status = str(jobstate.aggregate(statuses))
-        return {
-            "job_id": batch.id,
-            "kind": "batch",
-            "status": status,
-            "progress": round(sum(progress) / len(progress), 1),
-            "message": f"{statuses.count('completed')} of {len(statuses)} tasks completed, {statuses.count('failed')} failed",
-            "created_at": batch.created_at,
-            "updated_at": batch.updated_at,
-            "tasks": tasks,
-        }
-
-    def job_view(self, job: Job) -> dict:
-        view = {
-            "job_id": job.id,
-            "status": job.status,
-            "progress": job.progress,
-            "message": job.message,
-            "created_at": job.created_at,
-            "updated_at": job.updated_at,
-        }
-        if job.status == "completed" and job.result:
-            view["result"] = self.present(job.result, job.request.get("url_ttl"))
-        if job.status == "failed":
-            view["error"] = job.error
-        if job.callback_url:
-            view["callback_url"] = job.callback_url
-            view["deliveries"] = self.ctx.jobs.deliveries_for_job(job.id)
-        if job.attempts > 1:
-            view["attempts"] = job.attempts
-        return view
 
     def check_callback(self, callback_url: str | None) -> None:
         if callback_url is None:
