@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.idempotency import Idempotency
 from char_pipeline.jobstore import ApiKey
-from char_pipeline.services.compute import etag_matches, gpu_settings
+from char_pipeline.services.compute import gpu_settings
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ def compute_headers(
     x_instance_count: str | None = Header(None, description="1 to 4 (default 1)"),
 ) -> Compute:
     return Compute(*gpu_settings(x_gpu_type, x_instance_count))
+
+
+def etag_matches(if_none_match: str | None, quoted_etag: str) -> bool:
+    """True when an If-None-Match header names this (quoted) ETag: answer 304."""
+    return bool(if_none_match) and quoted_etag in [tag.strip() for tag in if_none_match.split(",")]
 
 
 @dataclass(frozen=True)

@@ -94,11 +94,6 @@ def backend_report(renderer: str, model: str, weights: dict[str, Any]) -> dict[s
     }
 
 
-def etag_matches(if_none_match: str | None, quoted_etag: str) -> bool:
-    """True when an If-None-Match header names this (quoted) ETag: answer 304."""
-    return bool(if_none_match) and quoted_etag in [tag.strip() for tag in if_none_match.split(",")]
-
-
 def etag_for(kind: str, reference_sha: str, fields: dict[str, Any]) -> str:
     canonical = json.dumps(
         {"kind": kind, "reference": reference_sha, **fields}, sort_keys=True, separators=(",", ":")

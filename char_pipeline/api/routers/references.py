@@ -5,8 +5,8 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Resp
 
 from char_pipeline.api.deps import AppState, app_state, require_scope
 from char_pipeline.api.errors import ApiError
+from char_pipeline.api.plumbing import etag_matches
 from char_pipeline.api.schemas import IdentityFeaturesOut, ReferenceMetadata, ReferenceUploaded
-from char_pipeline.services.compute import etag_matches
 from char_pipeline.services.references import References
 
 router = APIRouter(prefix="/v1/reference-image", tags=["Reference Image Processing"])

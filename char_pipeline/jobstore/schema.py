@@ -1,0 +1,176 @@
+"""The tables and the engine every part of the job store shares.
+
+SQLAlchemy Core on SQLite by default (one file in the data root, WAL mode so several API
+workers and Dagster runs can share it) or any SQLAlchemy URL (PostgreSQL) by setting.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(20), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    # Webhook signing secrets (Standard Webhooks 'whsec_…'); the previous one stays valid
+    # while receivers rotate.
+    sa.Column("webhook_secret", sa.String(80), nullable=True),
+    sa.Column("webhook_secret_previous", sa.String(80), nullable=True),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("progress", sa.Float, nullable=False, default=0.0),
+    sa.Column("message", sa.String(500), nullable=True),
+    sa.Column("reference_image_id", sa.String(80), nullable=False),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("api_key_id", sa.String(40), nullable=True),
+    sa.Column("callback_url", sa.String(2000), nullable=True),
+    sa.Column("gpu_type", sa.String(10), nullable=False, default="v100"),
+    sa.Column("instance_count", sa.Integer, nullable=False, default=1),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The outbox: one row per callback, written in the same transaction as the job's final
+# status, so a crash can delay a webhook but never lose it.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("webhook_id", sa.String(60), nullable=False, unique=True),
+    sa.Column("job_id", sa.String(40), nullable=False, index=True),
+    sa.Column("api_key_id", sa.String(40), nullable=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # pending, delivered, failed, disabled
+    sa.Column("attempt_count", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True, index=True),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.Integer, nullable=False, index=True),
+    sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+)
+
+# Endpoints that answered 410 Gone: no more callbacks to them for that key.
+disabled_endpoints = sa.Table(
+    "disabled_endpoints",
+    metadata,
+    sa.Column("api_key_id", sa.String(40), primary_key=True),
+    sa.Column("url", sa.String(2000), primary_key=True),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+idempotency = sa.Table(
+    "idempotency",
+    metadata,
+    sa.Column("api_key_id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # in_progress, done
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("response", sa.Text, nullable=True),
+    sa.Column("headers", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # While in progress: which process runs the request, and until when its claim holds.
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+response_cache = sa.Table(
+    "response_cache",
+    metadata,
+    sa.Column("etag", sa.String(80), primary_key=True),
+    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns: they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _enable_sqlite_wal(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class StoreBase:
+    """The engine (and the schema, created or extended on first use) the aggregates share."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            database = sa.engine.make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = sa.create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}
+            )
+            sa.event.listen(self.engine, "connect", _enable_sqlite_wal)
+        else:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+        metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Add nullable columns that newer versions introduced to tables made by older ones."""
+        inspector = sa.inspect(self.engine)
+        for table in metadata.sorted_tables:
+            existing = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in existing:
+                    continue
+                kind = column.type.compile(dialect=self.engine.dialect)
+                default = " DEFAULT 1" if column.name == "attempts" else ""
+                with self.engine.begin() as connection:
+                    connection.execute(
+                        sa.text(
+                            f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}"
+                        )
+                    )
