@@ -2,6 +2,7 @@
 which of the Dagster graph's modules it carries (issue 14: it should carry none).
 
 Run: .venv/bin/python bench/api_startup.py [--runs 5]
+(BENCH_SOURCE=/path/to/other/checkout measures that code with this venv.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import subprocess
 import sys
 
 PROBE = """
-import json, resource, sys, time
+import json, os, resource, sys, time
+if os.environ.get("BENCH_SOURCE"):  # another checkout (e.g. a worktree of an older commit)
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__]
+    sys.path.insert(0, os.environ["BENCH_SOURCE"])
 started = time.perf_counter()
 from char_pipeline.api.app import create_app
 app = create_app()
