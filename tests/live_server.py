@@ -131,7 +131,8 @@ def send_oversized(
     """POST ``size`` bytes of JSON-ish filler over a raw socket (``None``: chunked, unbounded)
     until the server answers or ``seconds`` pass; (status, bytes sent). httpx would insist on
     writing the whole body before it reads an early answer; a raw socket sees the 413 as soon
-    as it is sent."""
+    as it is sent. Sends never block (a server that stopped reading fills the buffers), and
+    the answer is read even after the server closed the connection on us."""
     import select
     from urllib.parse import urlsplit
 
@@ -142,23 +143,35 @@ def send_oversized(
     head += [f"Content-Length: {size}"] if size is not None else ["Transfer-Encoding: chunked"]
     chunk = b"[" + b"0.123456," * 7000
     sent = 0
+    pending = b""
+    answer = b""
     deadline = time.monotonic() + seconds
     with socket.create_connection((parts.hostname, parts.port), timeout=seconds) as sock:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-        answer = b""
-        while time.monotonic() < deadline:
-            readable, writable, _ = select.select([sock], [sock], [], 0.5)
+        sock.setblocking(False)
+        while time.monotonic() < deadline and not answer:
+            readable, writable, _ = select.select([sock], [sock], [], 0.2)
             if readable:
-                answer = sock.recv(65536)
                 break
-            if writable and (size is None or sent < size):
+            if not writable or (size is not None and sent >= size and not pending):
+                continue
+            if not pending:
                 piece = chunk if size is None else chunk[: size - sent]
-                framed = f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if size is None else piece
-                try:
-                    sock.sendall(framed)
-                except OSError:
-                    break
+                pending = (
+                    f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if size is None else piece
+                )
                 sent += len(piece)
+            try:
+                pending = pending[sock.send(pending) :]
+            except BlockingIOError:
+                continue
+            except OSError:
+                break  # closed on us: its answer may still be waiting to be read
+        sock.settimeout(2)
+        try:
+            answer = sock.recv(65536)
+        except OSError:
+            answer = b""
     status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
     return status, sent
 
