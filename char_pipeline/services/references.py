@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from char_pipeline import catalog
+from char_pipeline.engine.controls import keypoints_from_json
 from char_pipeline.engine.errors import (
     BadRequestError,
     CharPipelineError,
@@ -26,6 +27,8 @@ class References:
 
     def upload(self, data: bytes, name: str, keypoints: list[dict] | None = None) -> dict:
         settings = self.ctx.settings
+        if keypoints is not None:
+            keypoints_from_json(keypoints)  # shape first: a typed 422 before anything is stored
         try:
             reference = load_reference_image(
                 data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
