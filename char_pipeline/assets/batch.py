@@ -18,7 +18,6 @@ import numpy as np
 
 from char_pipeline import catalog
 from char_pipeline.engine.errors import CharPipelineError
-from char_pipeline.engine.identity import cosine_similarity, extract_identity
 from char_pipeline.engine.render import parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource
@@ -63,8 +62,9 @@ def render_batch(
 
             def on_frame(index: int, frame: np.ndarray, alpha: np.ndarray) -> None:
                 if index == middle:
-                    vector = extract_identity(frame, alpha).vector
-                    samples.append(cosine_similarity(references[reference_id], vector))
+                    sample = processing.identity_sample(references[reference_id], frame, alpha)
+                    if sample is not None:  # unmeasurable on this frame: reported as []
+                        samples.append(sample)
                 if time.monotonic() - last_report[0] > 0.5 or index + 1 == count:
                     last_report[0] = time.monotonic()
                     jobs.store.update_progress(

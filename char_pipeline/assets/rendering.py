@@ -27,7 +27,6 @@ from char_pipeline.engine.controls import (
 )
 from char_pipeline.engine.encode import VideoInfo, VideoWriter, probe_video
 from char_pipeline.engine.errors import CharPipelineError
-from char_pipeline.engine.identity import cosine_similarity, extract_identity
 from char_pipeline.engine.metrics import (
     MAX_COLOUR_DISTANCE,
     MAX_JITTER,
@@ -219,6 +218,7 @@ def frames(
         count, middle = len(z_sequence), len(z_sequence) // 2
         similarity: list[float] = []
         colour: list[float] = []
+        unmeasured: list[int] = []  # sampled frames the identity metric could not measure
         last_report = [0.0]
         started = time.perf_counter()
 
@@ -226,10 +226,14 @@ def frames(
             if index in (0, middle):
                 previews[f"{name} frame {index}"] = frame
                 # The rendered subject against the reference's identity (cnn features).
-                similarity.append(
-                    cosine_similarity(reference_vector, extract_identity(frame, alpha).vector)
-                )
-                colour.append(colour_distance(reference_histogram, colour_histogram(frame, alpha)))
+                sample = processing.identity_sample(reference_vector, frame, alpha)
+                if sample is None:
+                    unmeasured.append(index)
+                else:
+                    similarity.append(sample)
+                    colour.append(
+                        colour_distance(reference_histogram, colour_histogram(frame, alpha))
+                    )
             if name in job_ids and (time.monotonic() - last_report[0] > 0.5 or index + 1 == count):
                 last_report[0] = time.monotonic()
                 jobs.store.update_progress(
@@ -253,6 +257,7 @@ def frames(
             "prefix": f"frames/{reference_id}/{name}",
             "sequence_key": control["key"],
             "identity_cosine": [round(v, 4) for v in similarity],
+            "identity_unmeasured_frames": unmeasured,
             "colour_distance": [round(v, 4) for v in colour],
         }
         return name, record, round(time.perf_counter() - started, 3)
@@ -439,7 +444,17 @@ def video(
 def quality_checks(frames: dict, coherence: dict, store: dg.ResourceParam[ArtifactStore]):
     """The four quality asset checks, each with its figure per control sequence."""
     controls = frames["controls"]
-    identity = {name: min(c.get("identity_cosine") or [1.0]) for name, c in controls.items()}
+    # A sampled frame the metric could not measure fails the check (it cannot vouch for
+    # identity there) and is named, instead of counting as a pass.
+    identity = {
+        name: min(c["identity_cosine"]) if c.get("identity_cosine") else None
+        for name, c in controls.items()
+    }
+    unmeasured = {
+        name: c["identity_unmeasured_frames"]
+        for name, c in controls.items()
+        if c.get("identity_unmeasured_frames")
+    }
     colour = {name: max(c.get("colour_distance") or [0.0]) for name, c in controls.items()}
     warp = {name: round(tracker.mean, 3) for name, tracker in coherence.items()}
     warp_p95 = {name: round(tracker.p95, 3) for name, tracker in coherence.items()}
@@ -451,8 +466,13 @@ def quality_checks(frames: dict, coherence: dict, store: dg.ResourceParam[Artifa
     }
     yield dg.AssetCheckResult(
         check_name="identity_preserved",
-        passed=all(v >= MIN_IDENTITY_COSINE for v in identity.values()),
-        metadata={"min_cosine": dg.MetadataValue.json(identity), "threshold": MIN_IDENTITY_COSINE},
+        passed=not unmeasured
+        and all(v is None or v >= MIN_IDENTITY_COSINE for v in identity.values()),
+        metadata={
+            "min_cosine": dg.MetadataValue.json(identity),
+            "unmeasured_frames": dg.MetadataValue.json(unmeasured),
+            "threshold": MIN_IDENTITY_COSINE,
+        },
     )
     yield dg.AssetCheckResult(
         check_name="colour_consistent",

@@ -27,6 +27,7 @@ from char_pipeline.engine.controls import (
     joint_offsets,
     validate_z,
 )
+from char_pipeline.engine.errors import DeformationError, EmptyFrameError
 from char_pipeline.engine.mesh import Mesh, build_mesh, rasterise
 from char_pipeline.engine.render import (
     LIMB_BONES,
@@ -96,7 +97,12 @@ class MeshRenderer:
         subject = place_subject(character, settings)
         placement, joints, pivot = subject.placement, subject.joints, subject.pivot
         scale = placement[0, 0]
-        mesh = character.mesh if character.mesh is not None else build_mesh(character.soft_mask)
+        # Rigs stored before degenerate triangles were removed at build time get the same repair.
+        mesh = (
+            character.mesh.without_degenerate()
+            if character.mesh is not None
+            else build_mesh(character.soft_mask)
+        )
         placed = mesh.transformed(placement)
         unit = float(character.rest.subject_height * scale)
 
@@ -148,6 +154,14 @@ class MeshRenderer:
         guess = np.einsum("vb,vbi->vi", scene.skin, per_bone)
         targets = per_bone[scene.handles, scene.handle_bones]
         solved = igl.arap_solve(targets, scene.arap, guess) if arap else guess
+        if not np.isfinite(solved).all():
+            broken = int((~np.isfinite(solved)).any(axis=1).sum())
+            raise DeformationError(
+                f"The mesh deformation (ARAP) gave non-finite positions for {broken} of "
+                f"{len(solved)} vertices; the subject's mesh cannot be animated.",
+                vertices=len(solved),
+                non_finite=broken,
+            )
         # Root motion about the pivot (the bottom centre of the subject's box).
         angle = float(z[ROOT_ROTATION])
         scale = float(np.exp(z[ROOT_LOG_SCALE]))
@@ -156,6 +170,7 @@ class MeshRenderer:
         cos, sin = np.cos(-angle), np.sin(-angle)
         forward = np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale * squash, scale])
         posed = (solved - scene.pivot) @ forward.T + scene.pivot + shift
+        _check_not_collapsed(scene, solved)
         depth = scene.skin @ _bone_depths(z)
         return posed, depth
 
@@ -169,6 +184,28 @@ class MeshRenderer:
         )
         subject = warp_subject(scene, map_x, map_y)
         return composite(scene, subject), subject[..., 3]
+
+
+# A posed mesh with less than this share of its rest area lost the subject (a failed solve,
+# a collapsed mesh): an error, never an encoded frame. Root motion (which may legitimately
+# carry the subject off the frame) is applied after this check and does not count.
+MIN_POSED_AREA_SHARE = 0.05
+
+
+def _mesh_area(points: np.ndarray, triangles: np.ndarray) -> float:
+    a, b, c = (points[triangles[:, i]] for i in range(3))
+    return float(0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]).sum())
+
+
+def _check_not_collapsed(scene: MeshScene, solved: np.ndarray) -> None:
+    rest = _mesh_area(scene.vertices, scene.triangles)
+    posed = _mesh_area(solved, scene.triangles)
+    if rest > 0 and posed < MIN_POSED_AREA_SHARE * rest:
+        raise EmptyFrameError(
+            f"The posed subject covers {posed / rest:.1%} of its area at rest: the render lost "
+            "the subject, so no video is made from it.",
+            area_share=round(posed / rest, 4),
+        )
 
 
 def _handles(

@@ -71,6 +71,18 @@ class KeypointError(InvalidInputError):
     """Keypoint data is malformed: NaN, out of range, unknown joint, too few joints."""
 
 
+class EmptyFrameError(InvalidInputError):
+    """A rendered frame lost the subject: never encoded as if all were well."""
+
+    code = "EmptyFrame"
+
+
+class DeformationError(InvalidInputError):
+    """The mesh solver could not pose this subject (deterministic: retrying will not help)."""
+
+    code = "DeformationFailed"
+
+
 class ModelNotInstalledError(CharPipelineError):
     """A requested model needs weights that are not available on this machine."""
 

@@ -21,6 +21,8 @@ MESH_ROWS = 28
 # The mesh reaches this far past the mask's soft edge (pixels), so the remapped alpha — not
 # the triangle edges — draws the anti-aliased outline.
 EDGE_MARGIN = 2
+# Below this area / longest-edge² a triangle is degenerate (see Mesh.without_degenerate).
+DEGENERATE_RATIO = 1e-4
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,28 @@ class Mesh:
             np.asarray(data["vertices"], dtype=np.float64),
             np.asarray(data["triangles"], dtype=np.int32),
         )
+
+    def without_degenerate(self) -> Mesh:
+        """The mesh without zero-area and sliver triangles (and the vertices only they used).
+
+        Delaunay over collinear outline samples makes triangles of area ~1e-14; ARAP's
+        linear solve is singular on them and answers NaN for almost every vertex (coffee.png:
+        774 of 788), so they never reach the solver. A triangle counts as degenerate when its
+        area is below ``DEGENERATE_RATIO`` × its longest edge² (an equilateral one has 0.43).
+        """
+        a, b, c = (self.vertices[self.triangles[:, i]] for i in range(3))
+        area = 0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
+        longest = np.max(
+            [np.sum((b - a) ** 2, 1), np.sum((c - b) ** 2, 1), np.sum((a - c) ** 2, 1)], axis=0
+        )
+        keep = area > DEGENERATE_RATIO * np.maximum(longest, 1e-12)
+        if keep.all():
+            return self
+        triangles = self.triangles[keep]
+        used = np.unique(triangles)
+        remap = np.full(len(self.vertices), -1, np.int32)
+        remap[used] = np.arange(len(used), dtype=np.int32)
+        return Mesh(self.vertices[used], remap[triangles])
 
     def transformed(self, matrix: np.ndarray) -> Mesh:
         """The mesh under a 2×3 affine map (e.g. its placement in the frame)."""
@@ -99,7 +123,7 @@ def build_mesh(soft_mask: np.ndarray, rows: int = MESH_ROWS) -> Mesh:
     used = np.unique(triangles)
     remap = np.full(len(vertices), -1, np.int32)
     remap[used] = np.arange(len(used), dtype=np.int32)
-    return Mesh(vertices[used], remap[triangles])
+    return Mesh(vertices[used], remap[triangles]).without_degenerate()
 
 
 def rasterise(

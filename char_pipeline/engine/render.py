@@ -359,7 +359,7 @@ class WarpRenderer:
 
 def warp_subject(scene: WarpScene, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
     map_fixed, map_frac = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
-    return cv2.remap(
+    subject = cv2.remap(
         scene.subject,
         map_fixed,
         map_frac,
@@ -367,6 +367,7 @@ def warp_subject(scene: WarpScene, map_x: np.ndarray, map_y: np.ndarray) -> np.n
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
+    return subject
 
 
 def composite(scene: WarpScene, subject: np.ndarray) -> np.ndarray:

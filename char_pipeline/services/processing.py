@@ -347,6 +347,21 @@ def load_background(store: ArtifactStore, location: str) -> np.ndarray:
     return load_reference_image(data).rgb
 
 
+def identity_sample(
+    reference_vector: np.ndarray, frame: np.ndarray, alpha: np.ndarray
+) -> float | None:
+    """Cosine similarity of a rendered frame's subject to the reference, or None when the
+    frame gives the metric nothing to measure (e.g. its subject is too small): a metric that
+    cannot be computed on one frame is reported as such, never fatal to the render."""
+    from char_pipeline.engine.errors import CharPipelineError
+    from char_pipeline.engine.identity import cosine_similarity
+
+    try:
+        return cosine_similarity(reference_vector, extract_identity(frame, alpha).vector)
+    except CharPipelineError:
+        return None
+
+
 def render_video_file(
     renderer: Renderer,
     scene,

@@ -183,3 +183,65 @@ def test_camera_moves_are_gentle_and_checked():
     assert panned.shape == frame.shape and not np.array_equal(panned, frame)
     with pytest.raises(InvalidInputError, match="camera motion"):
         camera_matrix("dolly-zoom", 0.5, 100, 80)
+
+
+def test_a_product_photo_with_a_straight_outline_renders_its_subject():
+    """coffee.png: Delaunay over its straight saucer rim made zero-area triangles; ARAP gave
+    NaN for 774 of 788 vertices and the cup vanished from every frame."""
+    from char_pipeline.engine.pipeline import prepare_character
+
+    character = prepare_character(_coffee())
+    renderer = MeshRenderer()
+    scene = renderer.prepare(character, RenderSettings(160, 160, background="solid"))
+    reference_coverage = None
+    for z_t in latent_sequence(6, 3, "gaussian"):
+        posed, _ = renderer.deform(scene, z_t)
+        assert np.isfinite(posed).all()
+        _, alpha = renderer.render_layers(scene, z_t)
+        coverage = float((alpha > 128).mean())
+        reference_coverage = reference_coverage or coverage
+        assert coverage > 0.2 and abs(coverage - reference_coverage) < 0.05, coverage
+
+
+def _coffee() -> bytes:
+    from pathlib import Path
+
+    import skimage
+
+    return (Path(skimage.__file__).parent / "data" / "coffee.png").read_bytes()
+
+
+def test_a_solver_that_returns_nan_is_an_error_that_names_itself(scenes, monkeypatch):
+    import igl
+
+    from char_pipeline.engine.errors import DeformationError
+
+    renderer, prepared = scenes
+    monkeypatch.setattr(igl, "arap_solve", lambda targets, data, guess: guess * np.nan)
+    with pytest.raises(DeformationError, match="non-finite positions") as raised:
+        renderer.render_layers(prepared["cat"], empty_z())
+    assert raised.value.code == "DeformationFailed" and raised.value.http_status == 422
+
+
+def test_a_collapsed_pose_is_an_error_not_an_empty_frame(scenes, monkeypatch):
+    import igl
+
+    from char_pipeline.engine.errors import EmptyFrameError
+
+    renderer, prepared = scenes
+    scene = prepared["cat"]
+    monkeypatch.setattr(
+        igl, "arap_solve", lambda targets, data, guess: np.repeat(guess[:1], len(guess), 0)
+    )
+    with pytest.raises(EmptyFrameError, match=r"covers 0\.0% of its area at rest"):
+        renderer.render_layers(scene, empty_z())
+
+
+def test_root_motion_may_carry_the_subject_off_the_frame(scenes):
+    from char_pipeline.engine.controls import ROOT_TX
+
+    renderer, prepared = scenes
+    z = empty_z()
+    z[ROOT_TX] = 2.5  # a deliberate exit, stage right: allowed, not an error
+    _, alpha = renderer.render_layers(prepared["cat"], z)
+    assert alpha.max() == 0

@@ -41,3 +41,17 @@ def test_nearer_triangles_win_where_they_overlap():
 def test_empty_masks_are_typed_errors():
     with pytest.raises(EmptySubjectError):
         build_mesh(np.zeros((64, 64), np.uint8))
+
+
+def test_degenerate_triangles_are_removed_before_any_solver_sees_them():
+    # Three collinear outline points make a zero-area triangle, as Delaunay did on coffee.png.
+    vertices = np.array([[0, 0], [10, 0], [20, 0], [10, 10], [30, 10]], dtype=np.float64)
+    triangles = np.array([[0, 1, 2], [0, 1, 3], [1, 2, 3], [2, 4, 3]], dtype=np.int32)
+    repaired = Mesh(vertices, triangles).without_degenerate()
+    assert len(repaired.triangles) == 3
+    assert np.array_equal(repaired.vertices, vertices)  # every vertex still has a triangle
+    a, b, c = (repaired.vertices[repaired.triangles[:, i]] for i in range(3))
+    areas = 0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
+    assert areas.min() > 1.0
+    sliver_only = Mesh(vertices[:3], np.array([[0, 1, 2]], dtype=np.int32)).without_degenerate()
+    assert len(sliver_only.triangles) == 0 and len(sliver_only.vertices) == 0
