@@ -26,7 +26,14 @@ MAX_FPS = 120
 class EncodeOptions:
     crf: int = 20
     preset: str = "veryfast"
-    threads: int = 2
+    # The same request must give the same bytes (an ETag names one file). Two sources of
+    # variation in libx264 were found: output that depends on thread timing (issue 12: 2
+    # different files from 6 encodes), and macroblock-tree rate control, which varied even
+    # on one thread (8 encodes of the same 24 frames at 192x192: 3–5 different files; with
+    # mbtree=0: one). Cost, 96 frames at 720x720 on 2 cores: 1.95 s vs 1.46 s to encode and
+    # +33 % bytes at the same CRF (bench/RESULTS.md) — identical answers are worth it.
+    threads: int = 1
+    x264_params: str = "mbtree=0"
 
 
 class VideoWriter:
@@ -60,7 +67,11 @@ class VideoWriter:
             )
             self._stream = self._container.add_stream("libx264", rate=Fraction(int(fps), 1))
             self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(options.crf), "preset": options.preset}
+            self._stream.options = {
+                "crf": str(options.crf),
+                "preset": options.preset,
+                "x264-params": options.x264_params,
+            }
             self._stream.codec_context.thread_count = options.threads
         else:
             self._container = av.open(str(path), mode="w", format="gif")

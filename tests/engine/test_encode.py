@@ -66,3 +66,26 @@ def test_gif_palette_keeps_photographic_colours(chelsea, tmp_path):
             writer.write(frame)
     for source, decoded in zip(frames, read_frames(path), strict=True):
         assert np.abs(decoded.astype(int) - source).mean() < 6.0
+
+
+def test_the_same_frames_encode_to_the_same_bytes(tmp_path):
+    """libx264's mbtree rate control and threads made 3–5 different files out of 8 encodes of
+    these frames; EncodeOptions turns both off."""
+    import hashlib
+
+    yy, xx = np.mgrid[0:192, 0:192]
+    frames = []
+    for t in range(24):
+        image = np.stack(
+            [(xx + t * 3) % 256, (yy * 2 + t) % 256, ((xx + yy) // 2) % 256], -1
+        ).astype(np.uint8)
+        image[60:120, 40 + t * 2 : 100 + t * 2] = [200, 50, 50]
+        frames.append(image)
+    digests = set()
+    for run in range(8):
+        path = tmp_path / f"{run}.mp4"
+        with VideoWriter(path, video_format="mp4", fps=24, width=192, height=192) as writer:
+            for frame in frames:
+                writer.write(frame)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1
