@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,40 @@ def test_parse_resolution():
         parse_resolution("1280*720")
     with pytest.raises(ResourceExhaustedError):
         parse_resolution("7680x4320")
+
+
+@pytest.mark.parametrize("name", ["grace_hopper", "chelsea", "coffee"])
+def test_the_scene_plate_fills_the_hole_from_its_surroundings(image_paths, name):
+    """No pixel of the filled hole is darker than its surroundings (the old normalised blur
+    left ~20 % of Grace Hopper's hole black), and nothing of the subject stays behind."""
+    import cv2
+    import skimage
+
+    from char_pipeline.engine.images import load_reference_image
+    from char_pipeline.engine.render import _scene_background
+    from char_pipeline.engine.segmentation import segment_subject
+
+    path = image_paths.get(name) or Path(skimage.__file__).parent / "data" / f"{name}.png"
+    reference = load_reference_image(path.read_bytes())
+    mask = segment_subject(reference)
+    character = Character(
+        reference.rgb,
+        mask.soft,
+        mask.bbox,
+        estimate_rest_pose(reference.rgb, mask.binary, mask.bbox)[0],
+    )
+    plate = _scene_background(character)
+    hole = mask.soft > 8
+    luminance = cv2.cvtColor(plate, cv2.COLOR_RGB2GRAY).astype(int)
+    ring = cv2.dilate(hole.astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool) & ~hole
+    assert luminance[hole].min() >= np.percentile(luminance[ring], 1) - 10
+    # The fill is smooth where the subject was: its local contrast is far below the photo's.
+    photo = cv2.cvtColor(reference.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    def detail(image: np.ndarray) -> float:
+        return float(np.abs(cv2.Laplacian(image, cv2.CV_32F))[hole].mean())
+
+    assert detail(luminance.astype(np.float32)) < 0.25 * detail(photo)
+    # Far from the subject the photo is untouched.
+    far = ~cv2.dilate(hole.astype(np.uint8), np.ones((61, 61), np.uint8)).astype(bool)
+    assert (plate[far] == reference.rgb[far]).all()
