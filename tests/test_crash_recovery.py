@@ -49,6 +49,12 @@ def kill_and_wait_ready(server: LiveServer, name: str) -> float:
     return time.monotonic() - killed
 
 
+def settled(client: httpx.Client, url: str) -> dict | None:
+    """The job once none of its callbacks is still pending."""
+    job = json_of(client.get(url))
+    return job if all(d["status"] != "pending" for d in job.get("deliveries", [])) else None
+
+
 def ended(client: httpx.Client, url: str) -> dict | None:
     job = json_of(client.get(url))
     return job if job["status"] in ("completed", "failed") else None
@@ -135,7 +141,11 @@ def test_killed_processes_come_back_and_every_job_ends_once(tmp_path, image_path
                 120,
                 "one delivered callback per job",
             )
-            finals = [wait_until(lambda u=u: json_of(client.get(u)), 30, "a job") for u in job_urls]
+            # The receiver has answered 200; the sender records that right after: wait for it.
+            finals = [
+                wait_until(lambda u=u: settled(client, u), 30, "the delivery to be recorded")
+                for u in job_urls
+            ]
 
             # 3. An oversized body while another client polls.
             latencies, answer = _poll_while_oversized(server, client, job_urls[0], headers)
