@@ -12,7 +12,7 @@ Deterministic: the same character, settings and z give the same frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from char_pipeline.engine.render import (
     _similarities,
     bone_segments,
     composite,
+    cut_edges,
     place_subject,
     warp_subject,
 )
@@ -65,6 +66,11 @@ class MeshScene:
     skin: np.ndarray  # (V, B) bone weights (initial guess and depth)
     arap: object  # igl.ARAPData
     limb_gain: float = 1.0
+    # Vertices on an edge where the photo cut the subject: held where they are (ARAP handles).
+    pinned: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    # Per vertex, how much of the root motion (hop, sway, turn) it follows: 0 on a cut edge,
+    # rising to 1 away from it, so a bust's cut edge stays on the frame border.
+    root_weight: np.ndarray | None = None
 
 
 def _bone_layers() -> np.ndarray:
@@ -113,10 +119,22 @@ class MeshRenderer:
         skin = np.exp(logits - logits.max(axis=1, keepdims=True))
         skin /= skin.sum(axis=1, keepdims=True)
         handles, handle_bones = _handles(placed, starts, ends, skin)
+        pinned, root_weight = _cut_edge_anchors(
+            placed.vertices, cut_edges(character), settings.width, settings.height, unit
+        )
+        # A limb the edge cuts (an arm holding something off-frame) still moves: only the
+        # body's own cut (a bust's chest) is held.
+        pinned = pinned[skin[pinned, : len(LIMB_BONES)].sum(axis=1) < 0.5]
+        free = ~np.isin(handles, pinned)  # a pinned vertex follows no bone
+        handles, handle_bones = handles[free], handle_bones[free]
         data = igl.ARAPData()
         data.max_iter = ARAP_ITERATIONS
         igl.arap_precomputation(
-            placed.vertices, placed.triangles.astype(np.int64), 2, handles.astype(np.int32), data
+            placed.vertices,
+            placed.triangles.astype(np.int64),
+            2,
+            np.r_[handles, pinned].astype(np.int32),
+            data,
         )
         return MeshScene(
             width=settings.width,
@@ -133,6 +151,8 @@ class MeshRenderer:
             skin=skin,
             arap=data,
             limb_gain=character.limb_gain,
+            pinned=pinned,
+            root_weight=root_weight,
         )
 
     def deform(
@@ -152,7 +172,9 @@ class MeshRenderer:
         rest_h = np.c_[scene.vertices, np.ones(len(scene.vertices))]
         per_bone = np.einsum("bij,vj->vbi", to_posed, rest_h)
         guess = np.einsum("vb,vbi->vi", scene.skin, per_bone)
-        targets = per_bone[scene.handles, scene.handle_bones]
+        targets = np.vstack(
+            [per_bone[scene.handles, scene.handle_bones], scene.vertices[scene.pinned]]
+        )
         solved = igl.arap_solve(targets, scene.arap, guess) if arap else guess
         if not np.isfinite(solved).all():
             broken = int((~np.isfinite(solved)).any(axis=1).sum())
@@ -170,6 +192,8 @@ class MeshRenderer:
         cos, sin = np.cos(-angle), np.sin(-angle)
         forward = np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale * squash, scale])
         posed = (solved - scene.pivot) @ forward.T + scene.pivot + shift
+        if scene.root_weight is not None:  # a cut edge does not hop, sway or turn
+            posed = solved + scene.root_weight[:, None] * (posed - solved)
         _check_not_collapsed(scene, solved)
         depth = scene.skin @ _bone_depths(z)
         return posed, depth
@@ -184,6 +208,31 @@ class MeshRenderer:
         )
         subject = warp_subject(scene, map_x, map_y)
         return composite(scene, subject), subject[..., 3]
+
+
+# Vertices this close to a cutting frame border (pixels) are pinned; root motion fades in
+# over this share of the subject's height away from it.
+PIN_TOLERANCE = 2.5
+ROOT_FADE = 0.6
+
+
+def _cut_edge_anchors(
+    vertices: np.ndarray, cut: tuple[str, ...], width: int, height: int, unit: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The vertices on frame borders where the photo cut the subject, and each vertex's share
+    of the root motion (None when nothing is cut: every vertex follows it fully)."""
+    if not cut:
+        return np.empty(0, np.int64), None
+    distances = {
+        "left": vertices[:, 0],
+        "right": (width - 1) - vertices[:, 0],
+        "top": vertices[:, 1],
+        "bottom": (height - 1) - vertices[:, 1],
+    }
+    nearest = np.min([distances[edge] for edge in cut], axis=0)
+    pinned = np.flatnonzero(nearest <= PIN_TOLERANCE).astype(np.int64)
+    weight = np.clip(nearest / (ROOT_FADE * unit), 0.0, 1.0)
+    return pinned, weight
 
 
 # A posed mesh with less than this share of its rest area lost the subject (a failed solve,

@@ -127,17 +127,80 @@ class Renderer(Protocol):
         ...
 
 
+EDGES = ("left", "top", "right", "bottom")
+# The photo cut the subject at an edge when its mask covers this share of that edge's length.
+CUT_EDGE_SHARE = 0.03
+
+
+def cut_edges(character: Character) -> tuple[str, ...]:
+    """The image edges that cut the subject (a bust's bottom, a close-up's sides)."""
+    covered = character.soft_mask > 128
+    strips = {
+        "left": covered[:, :2].any(axis=1),
+        "right": covered[:, -2:].any(axis=1),
+        "top": covered[:2, :].any(axis=0),
+        "bottom": covered[-2:, :].any(axis=0),
+    }
+    return tuple(edge for edge in EDGES if strips[edge].mean() >= CUT_EDGE_SHARE)
+
+
+def _similarity(scale: float, reference_xy, frame_xy) -> np.ndarray:
+    """The 2x3 scale-and-shift taking the reference point to the frame point."""
+    (rx, ry), (fx, fy) = reference_xy, frame_xy
+    return np.array([[scale, 0, fx - rx * scale], [0, scale, fy - ry * scale]], dtype=np.float64)
+
+
+def _photo_framing(character: Character, settings: RenderSettings, cut: tuple[str, ...]):
+    """Cover-fit the whole photo into the frame with every cut edge on the frame's border, so
+    a bust stays a bust (it used to shrink to 72 % and float with a straight cut edge)."""
+    height, width = character.soft_mask.shape
+    scale = max(settings.width / width, settings.height / height)
+    x0, y0, x1, y1 = character.bbox
+
+    def offset(low: str, high: str, size: float, frame: float, a: float, b: float) -> float:
+        room = size * scale - frame  # how much of the photo the frame crops on this axis
+        if (low in cut) == (high in cut):  # centre on the subject, within the photo
+            return float(np.clip((a + b) / 2 * scale - frame / 2, 0, room))
+        return 0.0 if low in cut else room
+
+    dx = offset("left", "right", width, settings.width, x0, x1)
+    dy = offset("top", "bottom", height, settings.height, y0, y1)
+    return np.array([[scale, 0, -dx], [0, scale, -dy]], dtype=np.float64)
+
+
 def _placement(character: Character, settings: RenderSettings) -> np.ndarray:
-    """The similarity (2x3) that centres the subject's box in the frame."""
+    """The similarity (2x3) reference → frame: the photo's own framing for a subject the
+    photo cut, else the subject's box centred at ``subject_fill`` of the frame."""
+    cut = cut_edges(character)
+    if cut:
+        return _photo_framing(character, settings, cut)
     x0, y0, x1, y1 = character.bbox
     scale = min(
         settings.subject_fill * settings.height / (y1 - y0),
         settings.subject_fill * settings.width / (x1 - x0),
     )
-    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    return np.array(
-        [[scale, 0, settings.width / 2 - cx * scale], [0, scale, settings.height / 2 - cy * scale]]
+    return _similarity(
+        scale, ((x0 + x1) / 2, (y0 + y1) / 2), (settings.width / 2, settings.height / 2)
     )
+
+
+def _background_placement(character: Character, settings: RenderSettings, placement: np.ndarray):
+    """Where the scene plate goes: with the subject, scaled up just enough (about the same
+    point) that the photo covers the whole frame — never mirror-padded at the borders."""
+    height, width = character.soft_mask.shape
+    scale = placement[0, 0]
+    inverse = cv2.invertAffineTransform(placement)
+    cx, cy = inverse @ np.array([settings.width / 2, settings.height / 2, 1.0])
+    cx, cy = float(np.clip(cx, 1, width - 1)), float(np.clip(cy, 1, height - 1))
+    needed = max(
+        settings.width / 2 / cx,
+        settings.width / 2 / (width - cx),
+        settings.height / 2 / cy,
+        settings.height / 2 / (height - cy),
+    )
+    if scale >= needed:
+        return placement
+    return _similarity(needed, (cx, cy), (settings.width / 2, settings.height / 2))
 
 
 @dataclass(frozen=True)
@@ -259,10 +322,10 @@ def _background(
         )
     return cv2.warpAffine(
         _scene_background(character),
-        placement,
+        _background_placement(character, settings, placement),
         size,
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REFLECT,
+        flags=cv2.INTER_AREA if placement[0, 0] < 1 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,  # sub-pixel rounding at the border only
     )
 
 

@@ -243,5 +243,28 @@ def test_root_motion_may_carry_the_subject_off_the_frame(scenes):
     renderer, prepared = scenes
     z = empty_z()
     z[ROOT_TX] = 2.5  # a deliberate exit, stage right: allowed, not an error
-    _, alpha = renderer.render_layers(prepared["cat"], z)
+    _, alpha = renderer.render_layers(prepared["product"], z)  # a whole subject, uncut
     assert alpha.max() == 0
+
+
+def test_a_subject_the_photo_cut_keeps_its_cut_edge_on_the_frame_border(scenes):
+    """chelsea.png is a close-up cut by the image edges: the photo's framing is kept (no
+    shrinking, no mirrored margins), and a hop or a sway does not lift its cut edges."""
+    from char_pipeline.engine.controls import ROOT_ROTATION, ROOT_TX, ROOT_TY
+
+    renderer, prepared = scenes
+    scene = prepared["cat"]
+    assert len(scene.pinned) > 10
+    for entry, value in ((ROOT_TY, -0.4), (ROOT_TX, 0.3), (ROOT_ROTATION, 0.3)):
+        z = empty_z()
+        z[entry] = value
+        posed, _ = renderer.deform(scene, z)
+        moved = np.linalg.norm(posed[scene.pinned] - scene.vertices[scene.pinned], axis=1)
+        assert moved.max() < 1.0, (entry, moved.max())
+        # Away from the cut edges the root motion still applies.
+        far = scene.root_weight > 0.5
+        assert far.sum() > 20
+        assert np.linalg.norm(posed[far] - scene.vertices[far], axis=1).mean() > 3.0
+    # Rest pose: the frame is the photo, subject and all, edge to edge.
+    _, alpha = renderer.render_layers(scene, empty_z())
+    assert (alpha[:, :3] > 128).mean() > 0.3 or (alpha[-3:, :] > 128).mean() > 0.3
