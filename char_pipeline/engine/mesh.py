@@ -8,6 +8,7 @@ for every covered output pixel, where it comes from in the rest image — so one
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -126,6 +127,15 @@ def build_mesh(soft_mask: np.ndarray, rows: int = MESH_ROWS) -> Mesh:
     return Mesh(vertices[used], remap[triangles]).without_degenerate()
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pixel's x and y as flat float32 arrays (read-only, shared between frames)."""
+    grid_y, grid_x = np.divmod(np.arange(height * width, dtype=np.int64), width)
+    grid_x, grid_y = grid_x.astype(np.float32), grid_y.astype(np.float32)
+    grid_x.flags.writeable = grid_y.flags.writeable = False
+    return grid_x, grid_y
+
+
 def rasterise(
     positions: np.ndarray,
     sources: np.ndarray,
@@ -199,12 +209,24 @@ def rasterise(
     )
     winner = np.full(height * width, -1, np.int32)
     np.maximum.at(winner, pixel, owner)
+    # One gather per pixel from a small table of affine maps; uncovered pixels (winner -1)
+    # take its last row, a sentinel that maps them to -1. Over the whole frame when the
+    # subject fills most of it (compacting first cost 30 ms a frame at 720x720 then), over
+    # the covered pixels only when it does not.
+    table = np.concatenate(
+        [affine.reshape(len(triangles), 6), np.array([[0, 0, -1, 0, 0, -1]], np.float32)]
+    )
+    grid_x, grid_y = _pixel_grid(height, width)
     covered = np.flatnonzero(winner >= 0)
-    chosen = affine[winner[covered]]
-    cy, cx = np.divmod(covered, width)
-    fx, fy = cx.astype(np.float32), cy.astype(np.float32)
-    map_x = np.full(height * width, -1.0, np.float32)
-    map_y = np.full(height * width, -1.0, np.float32)
-    map_x[covered] = chosen[:, 0, 0] * fx + chosen[:, 0, 1] * fy + chosen[:, 0, 2]
-    map_y[covered] = chosen[:, 1, 0] * fx + chosen[:, 1, 1] * fy + chosen[:, 1, 2]
+    if covered.size > winner.size // 2:
+        coefficients = table[winner]
+        map_x = coefficients[:, 0] * grid_x + coefficients[:, 1] * grid_y + coefficients[:, 2]
+        map_y = coefficients[:, 3] * grid_x + coefficients[:, 4] * grid_y + coefficients[:, 5]
+    else:
+        coefficients = table[winner[covered]]
+        fx, fy = grid_x[covered], grid_y[covered]
+        map_x = np.full(height * width, -1.0, np.float32)
+        map_y = np.full(height * width, -1.0, np.float32)
+        map_x[covered] = coefficients[:, 0] * fx + coefficients[:, 1] * fy + coefficients[:, 2]
+        map_y[covered] = coefficients[:, 3] * fx + coefficients[:, 4] * fy + coefficients[:, 5]
     return map_x.reshape(height, width), map_y.reshape(height, width)
