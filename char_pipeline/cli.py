@@ -139,6 +139,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"{video['width']}x{video['height']}  {video['duration_s']:.2f}s  {_human_bytes(video['size_bytes'])}  {video['uri']}",
                 soft_wrap=True,
             )
+            if video.get("sheet_uri") and video["format"] == outcome.videos[0]["format"]:
+                console.print(f"           contact sheet  {video['sheet_uri']}", soft_wrap=True)
         turntable = (outcome.outputs or {}).get("nerf_video")
         if turntable:
             quality = turntable["quality"]

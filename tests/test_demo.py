@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import dagster as dg
 
 from char_pipeline.engine.encode import probe_video
@@ -46,6 +47,13 @@ def test_demo_renders_through_a_real_instance(tmp_path):
             assert (probe_video(path).frames, probe_video(path).width) == (6, 320)
         else:
             assert probe_video(path).frames == 4
+    # A contact sheet beside every control's video, its path printed: look before reading.
+    sheets = sorted((tmp_path / "artifacts" / "videos").rglob("*.sheet.png"))
+    assert len(sheets) == 6, sheets
+    for path in sheets:
+        assert str(path) in completed.stdout.replace("\n", "")
+        sheet = cv2.imread(str(path))
+        assert sheet.shape[0] == 160 and sheet.shape[1] > 4 * 160 * 0.8  # 4 frames side by side
     # The runs live in the project-local instance, so `make dev` shows them afterwards.
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         runs = instance.get_runs()

@@ -23,10 +23,10 @@ def thumbnail(image: np.ndarray, max_side: int = 192) -> np.ndarray:
     )
 
 
-def markdown_images(images: dict[str, np.ndarray]) -> dg.MetadataValue:
+def markdown_images(images: dict[str, np.ndarray], max_side: int = 192) -> dg.MetadataValue:
     """Markdown with each image inlined as a data-URI PNG thumbnail."""
     parts = []
     for caption, image in images.items():
-        encoded = base64.b64encode(encode_png(thumbnail(image))).decode()
+        encoded = base64.b64encode(encode_png(thumbnail(image, max_side))).decode()
         parts.append(f"**{caption}**\n\n![{caption}](data:image/png;base64,{encoded})")
     return dg.MetadataValue.md("\n\n".join(parts))

@@ -27,6 +27,7 @@ from char_pipeline.engine.controls import (
 )
 from char_pipeline.engine.encode import VideoInfo, VideoWriter, probe_video
 from char_pipeline.engine.errors import CharPipelineError
+from char_pipeline.engine.images import contact_sheet, encode_png, sheet_indices
 from char_pipeline.engine.metrics import (
     MAX_COLOUR_DISTANCE,
     MAX_JITTER,
@@ -338,10 +339,13 @@ def video(
     width, height = frames["width"], frames["height"]
     videos, problems = [], []
     coherence: dict[str, TemporalCoherence] = {}
+    sheets: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, rendered in frames["controls"].items():
             job_id = name if name in config.job_results else None
             coherence[name] = TemporalCoherence()
+            sheet_at, sheet_frames = set(sheet_indices(rendered["frames"])), []
+            sheet_uri = None
             for format_index, video_format in enumerate(config.formats):
                 local = Path(folder) / f"{name}.{video_format}"
                 started = time.perf_counter()
@@ -359,6 +363,8 @@ def video(
                             writer.write(frame)
                             if format_index == 0:
                                 coherence[name].add(frame)
+                                if index in sheet_at:
+                                    sheet_frames.append(frame)
                             if job_id and time.monotonic() - last_report > 2.0:
                                 # Long encodes keep reporting, so the reconciler sees a live run.
                                 last_report = time.monotonic()
@@ -382,6 +388,13 @@ def video(
                     problems.append(f"{name}.{video_format}: got {info.to_json()}")
                 key = catalog.video_key(reference_id, name, video_format)
                 uri = store.put_file(local, key)
+                if sheet_uri is None and sheet_frames:
+                    # A strip of 8 frames beside the video: look at it before any metric.
+                    sheet = contact_sheet(sheet_frames)
+                    sheet_uri = store.write_bytes(
+                        catalog.video_key(reference_id, f"{name}.sheet", "png"), encode_png(sheet)
+                    )
+                    sheets[name] = sheet
                 videos.append(
                     {
                         "control": name,
@@ -389,6 +402,7 @@ def video(
                         "key": key,
                         "uri": uri,
                         "encode_seconds": round(encode_s, 3),
+                        "sheet_uri": sheet_uri,
                         **info.to_json(),
                     }
                 )
@@ -431,6 +445,7 @@ def video(
                 )
             ),
             "count": len(videos),
+            "contact_sheets": markdown_images(sheets, max_side=1280),
         },
     )
     yield dg.AssetCheckResult(

@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from char_pipeline.engine.errors import (
     ImageDecodeError,
     ImageTooLargeError,
+    InvalidInputError,
     UnsupportedImageFormatError,
 )
 
@@ -147,3 +148,27 @@ def decode_png(data: bytes) -> np.ndarray:
             array, cv2.COLOR_BGR2RGB if array.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
         )
     return array
+
+
+SHEET_FRAMES = 8
+
+
+def sheet_indices(frame_count: int, count: int = SHEET_FRAMES) -> list[int]:
+    """Evenly spaced frame indices for a contact sheet, first and last included."""
+    if frame_count <= 0:
+        return []
+    return sorted({round(i * (frame_count - 1) / max(1, count - 1)) for i in range(count)})
+
+
+def contact_sheet(frames: list[np.ndarray], height: int = 160, gap: int = 4) -> np.ndarray:
+    """A strip of frames side by side (RGB uint8), each scaled to ``height``: a video judged
+    at a glance, by a person, before anyone reads its metrics."""
+    if not frames:
+        raise InvalidInputError("A contact sheet needs at least one frame.")
+    tiles = []
+    for frame in frames:
+        scale = height / frame.shape[0]
+        size = (max(1, round(frame.shape[1] * scale)), height)
+        tiles.append(cv2.resize(frame[..., :3], size, interpolation=cv2.INTER_AREA))
+        tiles.append(np.full((height, gap, 3), 255, np.uint8))
+    return np.ascontiguousarray(np.concatenate(tiles[:-1], axis=1))

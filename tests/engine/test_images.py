@@ -96,3 +96,14 @@ def test_unsupported_format_and_tiny_image():
     tiny = _encode(Image.fromarray(np.zeros((8, 8, 3), np.uint8)), "PNG")
     with pytest.raises(ImageDecodeError, match="at least 16"):
         load_reference_image(tiny)
+
+
+def test_a_contact_sheet_shows_evenly_spaced_frames_side_by_side():
+    from char_pipeline.engine.images import contact_sheet, sheet_indices
+
+    assert sheet_indices(48) == [0, 7, 13, 20, 27, 34, 40, 47]
+    assert sheet_indices(4) == [0, 1, 2, 3] and sheet_indices(0) == []
+    frames = [np.full((90, 120, 3), value, np.uint8) for value in (0, 100, 200)]
+    sheet = contact_sheet(frames, height=60, gap=4)
+    assert sheet.shape == (60, 3 * 80 + 2 * 4, 3)
+    assert sheet[30, 10, 0] == 0 and sheet[30, 84 + 10, 0] == 100 and sheet[30, 82, 0] == 255
