@@ -28,7 +28,7 @@ from char_pipeline.engine.controls import (
     validate_z,
 )
 from char_pipeline.engine.errors import DeformationError, EmptyFrameError
-from char_pipeline.engine.mesh import Mesh, build_mesh, rasterise
+from char_pipeline.engine.mesh import Mesh, build_mesh, rasterise, triangle_areas
 from char_pipeline.engine.render import (
     LIMB_BONES,
     Character,
@@ -38,7 +38,6 @@ from char_pipeline.engine.render import (
     _similarities,
     bone_segments,
     composite,
-    cut_edges,
     place_subject,
     warp_subject,
 )
@@ -71,6 +70,7 @@ class MeshScene:
     # Per vertex, how much of the root motion (hop, sway, turn) it follows: 0 on a cut edge,
     # rising to 1 away from it, so a bust's cut edge stays on the frame border.
     root_weight: np.ndarray | None = None
+    rest_area: float = 0.0  # of the rest mesh (frame pixels²), for the collapse guard
 
 
 def _bone_layers() -> np.ndarray:
@@ -120,7 +120,7 @@ class MeshRenderer:
         skin /= skin.sum(axis=1, keepdims=True)
         handles, handle_bones = _handles(placed, starts, ends, skin)
         pinned, root_weight = _cut_edge_anchors(
-            placed.vertices, cut_edges(character), settings.width, settings.height, unit
+            placed.vertices, subject.cut, settings.width, settings.height, unit
         )
         # A limb the edge cuts (an arm holding something off-frame) still moves: only the
         # body's own cut (a bust's chest) is held.
@@ -153,6 +153,7 @@ class MeshRenderer:
             limb_gain=character.limb_gain,
             pinned=pinned,
             root_weight=root_weight,
+            rest_area=float(np.abs(triangle_areas(placed.vertices, placed.triangles)).sum()),
         )
 
     def deform(
@@ -241,14 +242,9 @@ def _cut_edge_anchors(
 MIN_POSED_AREA_SHARE = 0.05
 
 
-def _mesh_area(points: np.ndarray, triangles: np.ndarray) -> float:
-    a, b, c = (points[triangles[:, i]] for i in range(3))
-    return float(0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]).sum())
-
-
 def _check_not_collapsed(scene: MeshScene, solved: np.ndarray) -> None:
-    rest = _mesh_area(scene.vertices, scene.triangles)
-    posed = _mesh_area(solved, scene.triangles)
+    rest = scene.rest_area
+    posed = float(np.abs(triangle_areas(solved, scene.triangles)).sum())
     if rest > 0 and posed < MIN_POSED_AREA_SHARE * rest:
         raise EmptyFrameError(
             f"The posed subject covers {posed / rest:.1%} of its area at rest: the render lost "

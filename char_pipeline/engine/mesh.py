@@ -26,6 +26,12 @@ EDGE_MARGIN = 2
 DEGENERATE_RATIO = 1e-4
 
 
+def triangle_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Signed area of every triangle (positive counter-clockwise in image coordinates)."""
+    a, b, c = (points[triangles[:, i]] for i in range(3))
+    return 0.5 * ((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
+
+
 @dataclass(frozen=True)
 class Mesh:
     vertices: np.ndarray  # (V, 2) float64, pixels of the image the mesh was built on
@@ -52,8 +58,8 @@ class Mesh:
         774 of 788), so they never reach the solver. A triangle counts as degenerate when its
         area is below ``DEGENERATE_RATIO`` × its longest edge² (an equilateral one has 0.43).
         """
+        area = np.abs(triangle_areas(self.vertices, self.triangles))
         a, b, c = (self.vertices[self.triangles[:, i]] for i in range(3))
-        area = 0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
         longest = np.max(
             [np.sum((b - a) ** 2, 1), np.sum((c - b) ** 2, 1), np.sum((a - c) ** 2, 1)], axis=0
         )
@@ -218,15 +224,20 @@ def rasterise(
     )
     grid_x, grid_y = _pixel_grid(height, width)
     covered = np.flatnonzero(winner >= 0)
-    if covered.size > winner.size // 2:
-        coefficients = table[winner]
-        map_x = coefficients[:, 0] * grid_x + coefficients[:, 1] * grid_y + coefficients[:, 2]
-        map_y = coefficients[:, 3] * grid_x + coefficients[:, 4] * grid_y + coefficients[:, 5]
+    full = covered.size > winner.size // 2
+    if full:
+        coefficients, fx, fy = table[winner], grid_x, grid_y
     else:
-        coefficients = table[winner[covered]]
-        fx, fy = grid_x[covered], grid_y[covered]
-        map_x = np.full(height * width, -1.0, np.float32)
-        map_y = np.full(height * width, -1.0, np.float32)
-        map_x[covered] = coefficients[:, 0] * fx + coefficients[:, 1] * fy + coefficients[:, 2]
-        map_y[covered] = coefficients[:, 3] * fx + coefficients[:, 4] * fy + coefficients[:, 5]
+        coefficients, fx, fy = table[winner[covered]], grid_x[covered], grid_y[covered]
+    maps = [
+        coefficients[:, 3 * axis] * fx
+        + coefficients[:, 3 * axis + 1] * fy
+        + coefficients[:, 3 * axis + 2]
+        for axis in (0, 1)
+    ]
+    if not full:
+        for axis, values in enumerate(maps):
+            maps[axis] = np.full(height * width, -1.0, np.float32)
+            maps[axis][covered] = values
+    map_x, map_y = maps
     return map_x.reshape(height, width), map_y.reshape(height, width)

@@ -168,10 +168,9 @@ def _photo_framing(character: Character, settings: RenderSettings, cut: tuple[st
     return np.array([[scale, 0, -dx], [0, scale, -dy]], dtype=np.float64)
 
 
-def _placement(character: Character, settings: RenderSettings) -> np.ndarray:
+def _placement(character: Character, settings: RenderSettings, cut: tuple[str, ...]) -> np.ndarray:
     """The similarity (2x3) reference → frame: the photo's own framing for a subject the
     photo cut, else the subject's box centred at ``subject_fill`` of the frame."""
-    cut = cut_edges(character)
     if cut:
         return _photo_framing(character, settings, cut)
     x0, y0, x1, y1 = character.bbox
@@ -211,10 +210,12 @@ class PlacedSubject:
     subject: np.ndarray  # HxWx4 uint8: premultiplied RGB + alpha
     joints: np.ndarray  # (17, 2) rest joints, frame pixels
     pivot: np.ndarray  # (2,) bottom centre of the subject's box, frame pixels
+    cut: tuple[str, ...] = ()  # image edges that cut the subject (see cut_edges)
 
 
 def place_subject(character: Character, settings: RenderSettings) -> PlacedSubject:
-    placement = _placement(character, settings)
+    cut = cut_edges(character)
+    placement = _placement(character, settings, cut)
     size = (settings.width, settings.height)
     interpolation = cv2.INTER_AREA if placement[0, 0] < 1 else cv2.INTER_LINEAR
     alpha = cv2.warpAffine(character.soft_mask, placement, size, flags=interpolation)
@@ -225,7 +226,7 @@ def place_subject(character: Character, settings: RenderSettings) -> PlacedSubje
     joints = character.rest.joints @ placement[:, :2].T + placement[:, 2]
     x0, _, x1, y1 = character.bbox
     pivot = np.array([(x0 + x1) / 2.0, y1]) @ placement[:, :2].T + placement[:, 2]
-    return PlacedSubject(placement, np.dstack([premultiplied, alpha]), joints, pivot)
+    return PlacedSubject(placement, np.dstack([premultiplied, alpha]), joints, pivot, cut)
 
 
 # The plate's hole reaches this far past the mask's soft edge (share of the image's longer

@@ -5,7 +5,7 @@ import pytest
 
 from char_pipeline.engine.controls import JOINT_DEPTHS, JOINT_INDEX, empty_z, latent_sequence
 from char_pipeline.engine.deform import MeshRenderer
-from char_pipeline.engine.mesh import rasterise
+from char_pipeline.engine.mesh import rasterise, triangle_areas
 from char_pipeline.engine.metrics import silhouette_holes
 from char_pipeline.engine.motion import MOTIONS, MotionParams, MotionPlan, motion_sequence
 from char_pipeline.engine.render import Character, RenderSettings
@@ -28,11 +28,6 @@ def scenes(astronaut, chelsea, present):
     }
 
 
-def _signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    a, b, c = (points[triangles[:, i]] for i in range(3))
-    return (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
-
-
 @pytest.mark.parametrize("motion", sorted(MOTIONS))
 def test_every_motion_renders_without_tearing(scenes, motion):
     """No tear: the posed mesh stays one sheet (few triangles fold over, no large holes open
@@ -43,7 +38,7 @@ def test_every_motion_renders_without_tearing(scenes, motion):
     for name, scene in prepared.items():
         _, rest_alpha = renderer.render_layers(scene, empty_z())
         rest_area = (rest_alpha > 128).sum()
-        rest_orientation = np.sign(_signed_areas(scene.vertices, scene.triangles))
+        rest_orientation = np.sign(triangle_areas(scene.vertices, scene.triangles))
         rest_map, _ = rasterise(
             scene.vertices,
             scene.vertices,
@@ -72,7 +67,7 @@ def test_every_motion_renders_without_tearing(scenes, motion):
             # Limbs that swing across the body can enclose real background (a hand on the
             # head makes a ring), so a little hole area is allowed; a torn mesh makes more.
             assert holes <= rest_holes + 0.02, (name, motion, index, holes, rest_holes)
-            folded = np.mean(np.sign(_signed_areas(posed, scene.triangles)) != rest_orientation)
+            folded = np.mean(np.sign(triangle_areas(posed, scene.triangles)) != rest_orientation)
             assert folded <= 0.05, (name, motion, index, folded)
 
 
