@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from char_pipeline.api.errors import envelope
+from char_pipeline.api.errors import payload_too_large
 from char_pipeline.engine.controls import Z_DIM
 from char_pipeline.settings import Settings
 
@@ -75,18 +75,9 @@ class BodyLimits:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             # Known too large before a byte is read: answer now, in the envelope.
-            await too_large(limit, int(declared))(scope, receive, send)
+            await payload_too_large(limit, int(declared))(scope, receive, send)
             return
         await self.limited[limit](scope, receive, send)
-
-
-def too_large(limit: int, size: int | None = None):
-    message = f"The request body is larger than this endpoint's limit of {limit:,} bytes."
-    details: dict[str, Any] = {"max_bytes": limit}
-    if size is not None:
-        details["content_length"] = size
-    # The client may still be sending; closing tells it to stop.
-    return envelope(413, "PayloadTooLarge", message, details, headers={"Connection": "close"})
 
 
 def document_limits(schema: dict, limits: dict[tuple[str, str], int]) -> dict:

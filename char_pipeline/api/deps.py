@@ -32,12 +32,8 @@ class AppState(ServiceContext):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
-        context = ServiceContext.from_settings(settings)
-        return cls(
-            settings=settings,
-            store=context.store,
-            jobs=context.jobs,
-            signing_key=context.signing_key,
+        return super().from_settings(
+            settings,
             limiter=MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage)),
             standard_limit=parse(settings.rate_limit),
             burst_limit=parse(settings.rate_limit_burst),

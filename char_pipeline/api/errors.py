@@ -59,6 +59,17 @@ def envelope(
     )
 
 
+def payload_too_large(limit: int, size: int | None = None) -> JSONResponse:
+    """413 for a body over its route's limit: declared too large (``size``, answered before a
+    byte is read) or counted past the limit while it streamed in."""
+    details: dict[str, Any] = {"max_bytes": limit}
+    if size is not None:
+        details["content_length"] = size
+    message = f"The request body is larger than this endpoint's limit of {limit:,} bytes."
+    # The client may still be sending; closing tells it to stop.
+    return envelope(413, "PayloadTooLarge", message, details, headers={"Connection": "close"})
+
+
 def _line_column(text: str, index: int) -> dict[str, int]:
     line = text.count("\n", 0, index) + 1
     return {"line": line, "column": index - (text.rfind("\n", 0, index) + 1) + 1}
@@ -168,12 +179,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
             limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
             if isinstance(limit, int):
-                message = (
-                    f"The request body is larger than this endpoint's limit of {limit:,} bytes."
-                )
-                return envelope(
-                    413, "PayloadTooLarge", message, {"max_bytes": limit}, {"Connection": "close"}
-                )
+                return payload_too_large(limit)
         if exc.status_code == 404 and message == "Not Found":
             message = "No such endpoint."
         return envelope(

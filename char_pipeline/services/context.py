@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Self
 
 from char_pipeline.jobstore import JobStore, open_job_store
 from char_pipeline.settings import Settings
@@ -21,10 +22,12 @@ class ServiceContext:
     processor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ServiceContext:
+    def from_settings(cls, settings: Settings, **extra) -> Self:
+        """Built from settings alone; ``extra`` fills a subclass's own fields."""
         return cls(
             settings=settings,
             store=build_store(settings),
             jobs=open_job_store(settings.resolved_job_store_url),
             signing_key=settings.signing_key(),
+            **extra,
         )
