@@ -21,11 +21,19 @@ class Upload:
     name: str
     uploaded_at: str
     size_bytes: int
+    # The owning account (None: an operator's, from the CLI or a manifest). A record without
+    # this field predates accounts; services/references.py adopts those for their first owner.
+    account_id: str | None = None
+
+
+def content_sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def reference_id_for(data: bytes) -> str:
-    """Content-addressed id: the same image uploaded twice is one reference."""
-    return "ref_" + hashlib.sha256(data).hexdigest()[:16]
+    """Content-addressed id for the operator's doors (CLI, manifests): the same image is one
+    reference. API accounts get random ids instead (jobstore/owners.py)."""
+    return "ref_" + content_sha(data)[:16]
 
 
 def upload_key(reference_id: str) -> str:
@@ -66,7 +74,11 @@ def generated_key(etag: str, name: str) -> str:
 
 
 def save_upload(
-    store: ArtifactStore, data: bytes, name: str = "", reference_id: str | None = None
+    store: ArtifactStore,
+    data: bytes,
+    name: str = "",
+    reference_id: str | None = None,
+    account_id: str | None = None,
 ) -> Upload:
     """Store the uploaded bytes as they came; decoding and checks happen downstream."""
     reference_id = reference_id or reference_id_for(data)
@@ -77,6 +89,7 @@ def save_upload(
         name=name,
         uploaded_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         size_bytes=len(data),
+        account_id=account_id,
     )
     store.write_bytes(upload_key(reference_id), data)
     store.write_json(upload_meta_key(reference_id), upload.__dict__)

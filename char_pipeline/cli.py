@@ -286,7 +286,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             else list(SCOPES)
         )
         try:
-            key, plaintext = store.create_key(args.name, scopes)
+            key, plaintext = store.create_key(args.name, scopes, account=args.account)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -297,7 +297,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 )
             )
         else:
-            print(f"Created {key.id} ({key.name}) with scopes {', '.join(key.scopes)}.")
+            print(
+                f"Created {key.id} ({key.name}) in account {key.account_id} with scopes {', '.join(key.scopes)}."
+            )
             print(f"API key (shown once, store it now): {plaintext}")
             print(f"Webhook signing secret (Standard Webhooks): {key.webhook_secret}")
         return 0
@@ -321,7 +323,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         for key in [] if args.json else keys:
             state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
             print(
-                f"{key.id}  {key.prefix}…  {key.name:<20} {','.join(key.scopes):<45} {key.created_at}  {state}"
+                f"{key.id}  {key.prefix}…  {key.name:<20} {key.account_id:<20} {','.join(key.scopes):<45} {key.created_at}  {state}"
             )
         return 0
     if store.revoke_key(args.key_id):
@@ -653,6 +655,10 @@ def main(argv: list[str] | None = None) -> int:
         "--scopes",
         default="",
         help="comma-separated; default: all of reference:read,control:write,generate:write",
+    )
+    create.add_argument(
+        "--account",
+        help="Group the key in this account: its keys share references and jobs (default: an account of its own).",
     )
     create.add_argument("--json", action="store_true")
     listing = key_commands.add_parser("list")

@@ -17,6 +17,7 @@ from char_pipeline.resources.jobs import JobStoreResource
 from char_pipeline.resources.storage import JsonRecordIOManager
 from char_pipeline.schedules import backfill_schedule
 from char_pipeline.sensors.jobs import (
+    job_cancel_sensor,
     job_failure_sensor,
     job_reconciler_sensor,
     job_submission_sensor,
@@ -65,6 +66,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             reference_prune_sensor,
             job_submission_sensor,
             job_failure_sensor,
+            job_cancel_sensor,
             job_reconciler_sensor,
             webhook_delivery_sensor,
             manifest_sensor,

@@ -16,10 +16,11 @@ class JobStatus(StrEnum):
     PROCESSING = "processing"  # a run is rendering it
     COMPLETED = "completed"  # result stored (terminal)
     FAILED = "failed"  # error stored (terminal)
+    CANCELLED = "cancelled"  # stopped by its owner (terminal)
 
 
 OPEN = (JobStatus.PENDING, JobStatus.PROCESSING)
-TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED)
+TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 # target → the statuses it may be entered from. Terminal states are never left; a retry sends
 # an open job back to pending; progress keeps a processing job processing.
@@ -28,6 +29,7 @@ ENTERED_FROM: dict[JobStatus, tuple[JobStatus, ...]] = {
     JobStatus.PROCESSING: OPEN,
     JobStatus.COMPLETED: OPEN,
     JobStatus.FAILED: OPEN,
+    JobStatus.CANCELLED: OPEN,
 }
 
 
@@ -45,10 +47,11 @@ def sources(target: JobStatus, narrowed_to: Iterable[str] | None = None) -> tupl
 
 
 def aggregate(statuses: list[str]) -> JobStatus:
-    """A batch's status from its tasks': failed if all failed, completed once all ended,
-    processing while any runs or some ended, else pending."""
-    if statuses and all(s == JobStatus.FAILED for s in statuses):
-        return JobStatus.FAILED
+    """A batch's status from its tasks': failed if all failed, cancelled if all were
+    cancelled, completed once all ended, processing while any runs or some ended, else pending."""
+    for uniform in (JobStatus.FAILED, JobStatus.CANCELLED):
+        if statuses and all(s == uniform for s in statuses):
+            return uniform
     if all(s in TERMINAL for s in statuses):
         return JobStatus.COMPLETED
     if any(s == JobStatus.PROCESSING or s in TERMINAL for s in statuses):

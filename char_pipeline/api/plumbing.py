@@ -72,7 +72,7 @@ class Idempotent:
 def idempotent(
     request: Request, key: ApiKey = Depends(WRITE), state: AppState = Depends(app_state)
 ) -> Idempotent:
-    return Idempotent(state, key, request)
+    return Idempotent(state.as_account(key.account_id), key, request)
 
 
 ComputeHeaders = Annotated[Compute, Depends(compute_headers)]

@@ -129,7 +129,8 @@ class JobError(BaseModel):
 
 class JobOut(Open):
     job_id: str
-    status: Literal["pending", "processing", "completed", "failed"]
+    kind: Literal["video", "nerf", "batch"] | None = None
+    status: Literal["pending", "processing", "completed", "failed", "cancelled"]
     progress: float
     message: str | None
     created_at: str
@@ -145,6 +146,12 @@ class BatchTaskOut(Open):
 class BatchOut(JobOut):
     kind: Literal["batch"]
     tasks: list[BatchTaskOut]
+
+
+class JobList(BaseModel):
+    data: list[JobOut | BatchOut]
+    has_more: bool
+    next_cursor: str | None
 
 
 class BatchResults(BaseModel):

@@ -40,6 +40,13 @@ class NotFoundError(CharPipelineError):
     http_status = 404
 
 
+class ConflictError(CharPipelineError):
+    """The object is in a state that does not allow this (the API answers 409)."""
+
+    code = "Conflict"
+    http_status = 409
+
+
 class InvalidInputError(CharPipelineError):
     """The input is well-formed but semantically wrong (the API answers 422)."""
 

@@ -1,6 +1,6 @@
 """Durable state behind the API, one module per aggregate over one engine: API keys
 (``keys``), jobs and batches (``jobs``), webhook deliveries (``deliveries``), idempotency
-records (``idempotency``) and the render cache (``cache``); the tables are in ``schema``.
+records (``idempotency``), reference ownership (``owners``) and the render cache (``cache``); the tables are in ``schema``.
 ``JobStore`` is all of them on one connection pool.
 """
 
@@ -13,6 +13,7 @@ from char_pipeline.jobstore.deliveries import Deliveries
 from char_pipeline.jobstore.idempotency import IdempotencyRecords, process_owner
 from char_pipeline.jobstore.jobs import JOB_STATUSES, Job, Jobs
 from char_pipeline.jobstore.keys import SCOPES, ApiKey, Keys, hash_key
+from char_pipeline.jobstore.owners import ReferenceOwners
 from char_pipeline.jobstore.schema import api_keys, iso, now
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-class JobStore(Keys, Jobs, Deliveries, IdempotencyRecords, RenderCache):
+class JobStore(Keys, Jobs, Deliveries, IdempotencyRecords, ReferenceOwners, RenderCache):
     """Every aggregate of the store, sharing one engine (``schema.StoreBase``)."""
 
 

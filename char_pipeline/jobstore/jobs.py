@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -36,6 +36,19 @@ class Job:
     updated_at: str
     seq: int
     attempts: int = 1
+    account_id: str | None = None
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What GET /v1/jobs narrows a listing by (all optional)."""
+
+    status: str | None = None
+    kind: str | None = None
+    batch_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
 class Jobs(StoreBase):
@@ -50,6 +63,7 @@ class Jobs(StoreBase):
         gpu_type: str = "v100",
         instance_count: int = 1,
         job_id: str | None = None,
+        account_id: str | None = None,
     ) -> Job:
         (job,) = self.create_jobs(
             [
@@ -62,6 +76,7 @@ class Jobs(StoreBase):
                     "gpu_type": gpu_type,
                     "instance_count": instance_count,
                     "job_id": job_id,
+                    "account_id": account_id,
                 }
             ]
         )
@@ -84,6 +99,8 @@ class Jobs(StoreBase):
                 "gpu_type": spec.get("gpu_type", "v100"),
                 "instance_count": spec.get("instance_count", 1),
                 "attempts": 1,
+                "account_id": spec.get("account_id"),
+                "batch_id": spec.get("batch_id"),
                 "created_at": moment,
                 "updated_at": moment,
             }
@@ -116,12 +133,39 @@ class Jobs(StoreBase):
             updated_at=iso(m["updated_at"]),
             seq=int(m["seq"]),
             attempts=int(m["attempts"] or 1),
+            account_id=m["account_id"],
+            batch_id=m["batch_id"],
         )
 
     def get_job(self, job_id: str) -> Job | None:
         with self.engine.connect() as connection:
             row = connection.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
         return None if row is None else self._job(row)
+
+    def list_jobs(
+        self,
+        account_id: str,
+        where: JobFilter = JobFilter(),
+        before_seq: int | None = None,
+        limit: int = 20,
+    ) -> list[Job]:
+        """An account's jobs, newest first; ``before_seq`` continues a listing (the cursor)."""
+        query = sa.select(jobs).where(jobs.c.account_id == account_id)
+        if before_seq is not None:
+            query = query.where(jobs.c.seq < before_seq)
+        if where.status:
+            query = query.where(jobs.c.status == where.status)
+        if where.kind:
+            query = query.where(jobs.c.kind == where.kind)
+        if where.batch_id:
+            query = query.where(jobs.c.batch_id == where.batch_id)
+        if where.created_after:
+            query = query.where(jobs.c.created_at > where.created_after)
+        if where.created_before:
+            query = query.where(jobs.c.created_at < where.created_before)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(jobs.c.seq.desc()).limit(limit)).all()
+        return [self._job(row) for row in rows]
 
     def jobs_after(self, seq: int, limit: int = 100) -> list[Job]:
         """Jobs created after sequence number ``seq``, oldest first (the sensor's cursor)."""
@@ -184,6 +228,31 @@ class Jobs(StoreBase):
         values = {"message": message[:500], "error": json.dumps(error)}
         payload = {"job_id": job_id, "status": str(JobStatus.FAILED), "error": error}
         return self._finish(job_id, JobStatus.FAILED, values, payload, from_statuses)
+
+    def cancel_job(self, job_id: str, callback_payload: dict | None = None) -> bool:
+        """Cancel an open job and queue its callback; False when it had already ended."""
+        values = {"message": "Cancelled"}
+        return self._finish(job_id, JobStatus.CANCELLED, values, callback_payload)
+
+    def jobs_of_run(self, run_id: str) -> list[Job]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(jobs).where(jobs.c.run_id == run_id)).all()
+        return [self._job(row) for row in rows]
+
+    def recently_cancelled(self, within_seconds: float, limit: int = 200) -> list[Job]:
+        """Jobs cancelled lately: the cancel sensor stops any run of theirs still going."""
+        cutoff = now() - timedelta(seconds=within_seconds)
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(jobs)
+                .where(
+                    jobs.c.status == str(JobStatus.CANCELLED),
+                    jobs.c.updated_at >= cutoff,
+                )
+                .order_by(jobs.c.seq)
+                .limit(limit)
+            ).all()
+        return [self._job(row) for row in rows]
 
     def _finish(
         self,

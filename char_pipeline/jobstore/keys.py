@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from char_pipeline.jobstore.schema import StoreBase, api_keys, iso, now
 
 SCOPES = ("reference:read", "control:write", "generate:write")
+ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def new_webhook_secret() -> str:
@@ -32,6 +34,7 @@ class ApiKey:
     created_at: str
     revoked_at: str | None
     webhook_secret: str | None = field(default=None, repr=False)
+    account_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The key's public record; the webhook secret is shown only where it is created."""
@@ -40,8 +43,18 @@ class ApiKey:
 
 
 class Keys(StoreBase):
-    def create_key(self, name: str, scopes: list[str] | tuple[str, ...]) -> tuple[ApiKey, str]:
-        """Create a key; the plaintext is returned once and only its hash is stored."""
+    def create_key(
+        self, name: str, scopes: list[str] | tuple[str, ...], account: str | None = None
+    ) -> tuple[ApiKey, str]:
+        """Create a key; the plaintext is returned once and only its hash is stored.
+
+        Keys created with the same ``account`` share references and jobs; without one, the
+        key is an account of its own.
+        """
+        if account is not None and not ACCOUNT_NAME.match(account):
+            raise ValueError(
+                f"Invalid account name {account!r}: 1-64 letters, digits, '_', '.' or '-'."
+            )
         unknown = sorted(set(scopes) - set(SCOPES))
         if unknown or not scopes:
             raise ValueError(
@@ -59,6 +72,7 @@ class Keys(StoreBase):
             "revoked_at": None,
             "webhook_secret": new_webhook_secret(),
             "webhook_secret_previous": None,
+            "account_id": account,
         }
         with self.engine.begin() as connection:
             connection.execute(api_keys.insert().values(**row))
@@ -75,6 +89,7 @@ class Keys(StoreBase):
             created_at=iso(row["created_at"]),
             revoked_at=iso(row["revoked_at"]),
             webhook_secret=row.get("webhook_secret"),
+            account_id=row.get("account_id") or row["id"],
         )
 
     def verify_key(self, plaintext: str) -> ApiKey | None:

@@ -27,6 +27,9 @@ api_keys = sa.Table(
     # while receivers rotate.
     sa.Column("webhook_secret", sa.String(80), nullable=True),
     sa.Column("webhook_secret_previous", sa.String(80), nullable=True),
+    # Keys of one account share its references and jobs; a key made without one is its own
+    # account (NULL here, read as the key's id).
+    sa.Column("account_id", sa.String(64), nullable=True),
 )
 
 jobs = sa.Table(
@@ -50,6 +53,11 @@ jobs = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=1),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Whose job it is (NULL: an operator's, from a manifest or the CLI), and the batch a task
+    # belongs to; both are what GET /v1/jobs filters on.
+    sa.Column("account_id", sa.String(64), nullable=True),
+    sa.Column("batch_id", sa.String(40), nullable=True),
+    sa.Index("ix_jobs_account_seq", "account_id", "seq"),
 )
 
 # The outbox: one row per callback, written in the same transaction as the job's final
@@ -105,6 +113,18 @@ idempotency = sa.Table(
     # While in progress: which process runs the request, and until when its claim holds.
     sa.Column("owner", sa.String(200), nullable=True),
     sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# Who owns each reference an account uploaded. Ids are random; the same bytes uploaded again
+# by the same account are the same reference (content_sha), by another account a new one.
+reference_owners = sa.Table(
+    "reference_owners",
+    metadata,
+    sa.Column("reference_image_id", sa.String(80), primary_key=True),
+    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("content_sha", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("account_id", "content_sha", name="uq_reference_owner_content"),
 )
 
 response_cache = sa.Table(
@@ -174,3 +194,11 @@ class StoreBase:
                             f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}"
                         )
                     )
+                    if (table.name, column.name) == ("jobs", "account_id"):
+                        # Jobs made before accounts belonged to their key, which is its own
+                        # account (keys made before accounts have none).
+                        connection.execute(
+                            sa.text(
+                                "UPDATE jobs SET account_id = api_key_id WHERE account_id IS NULL"
+                            )
+                        )

@@ -287,3 +287,37 @@ def job_reconciler_sensor(
     if not run_requests:
         return dg.SensorResult(skip_reason="No stuck jobs.")
     return dg.SensorResult(run_requests=run_requests)
+
+
+@dg.sensor(
+    minimum_interval_seconds=get_settings().sensor_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Stops the runs of cancelled API jobs (a run rendering several jobs stops once none of them is open).",
+)
+def job_cancel_sensor(
+    context: dg.SensorEvaluationContext, jobs: JobStoreResource
+) -> dg.SensorResult:
+    stopped = []
+    for job in jobs.store.recently_cancelled(within_seconds=3600):
+        for record in context.instance.get_run_records(
+            filters=dg.RunsFilter(tags={job_tag(job.id): "1"})
+        ):
+            run = record.dagster_run
+            if run.is_finished or run.status == dg.DagsterRunStatus.CANCELING:
+                continue
+            members = [j for j in run.tags.get(JOB_IDS_TAG, "").split(",") if j]
+            if any(
+                (member := jobs.store.get_job(job_id)) is not None
+                and jobstate.is_open(member.status)
+                for job_id in members
+            ):
+                continue  # other jobs still want this run
+            if run.status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED):
+                context.instance.report_run_canceled(run, message=f"{job.id} was cancelled.")
+            else:
+                context.instance.run_launcher.terminate(run.run_id)
+            context.log.info(f"{job.id}: cancelled; stopped run {run.run_id}")
+            stopped.append(run.run_id)
+    if not stopped:
+        return dg.SensorResult(skip_reason="No runs of cancelled jobs to stop.")
+    return dg.SensorResult()

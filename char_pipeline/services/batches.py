@@ -114,11 +114,10 @@ def submit(
         z_sequence, _, task_etag = task_plan
         # Tasks that share size, rate and format render in one run (across references).
         group = f"{batch_id}:{task.resolution}:{task.fps}:{task.format}"
-        specs.append(
-            renders.job_spec(
-                task, z_sequence, task_etag, batch.gpu, count, key_id, cache_ttl, group
-            )
+        spec = renders.job_spec(
+            task, z_sequence, task_etag, batch.gpu, count, key_id, cache_ttl, group
         )
+        specs.append({**spec, "batch_id": batch_id})
         ttls.append(task.url_ttl)
         positions.append(len(tasks))
         tasks.append({"task_index": index})
@@ -133,6 +132,7 @@ def submit(
         reference_image_id=body.tasks[0].reference_image_id,
         request={"tasks": tasks},
         api_key_id=key_id,
+        account_id=ctx.account,
         gpu_type=batch.gpu,
         instance_count=count,
         job_id=batch_id,

@@ -8,6 +8,7 @@ from typing import Any
 
 from char_pipeline.engine.errors import InvalidInputError, ResourceExhaustedError
 from char_pipeline.engine.render import parse_resolution
+from char_pipeline.engine.version import RENDER_VERSION
 
 # Largest frame per compute type (the seed's FAQ Q6): 1080p on shared GPUs, 4K on a100.
 GPU_MAX_PIXELS = {"v100": 1920 * 1080, "t4": 1920 * 1080, "a100": 3840 * 2160}
@@ -94,8 +95,12 @@ def backend_report(renderer: str, model: str, weights: dict[str, Any]) -> dict[s
     }
 
 
-def etag_for(kind: str, reference_sha: str, fields: dict[str, Any]) -> str:
+def etag_for(kind: str, reference_version: str, fields: dict[str, Any]) -> str:
+    """The ETag and cache key of a render: everything that changes its bytes — the request's
+    fields, the reference as processed (``References.version``) and the renderers' version."""
     canonical = json.dumps(
-        {"kind": kind, "reference": reference_sha, **fields}, sort_keys=True, separators=(",", ":")
+        {"kind": kind, "reference": reference_version, "engine": RENDER_VERSION, **fields},
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return "g" + hashlib.sha256(canonical.encode()).hexdigest()[:40]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Self
 
 from char_pipeline.jobstore import JobStore, open_job_store
@@ -20,6 +20,16 @@ class ServiceContext:
     # Reference processing runs beside the request threads, one at a time: the models
     # load once and the CPU is not oversubscribed.
     processor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
+    # Whose request this is: references and jobs of other accounts do not exist for it.
+    # None is the operator (CLI, Dagster, manifests), who sees everything.
+    account: str | None = None
+
+    def as_account(self, account: str) -> Self:
+        """The same context, narrowed to one account's objects (one per request)."""
+        return replace(self, account=account)
+
+    def may_see(self, owner: str | None) -> bool:
+        return self.account is None or owner == self.account
 
     @classmethod
     def from_settings(cls, settings: Settings, **extra) -> Self:

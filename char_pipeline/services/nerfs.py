@@ -45,7 +45,7 @@ class Nerfs:
         mask_record = self.references.require_processed(request.reference_image_id)
         etag = etag_for(
             "nerf",
-            self.references.sha(request.reference_image_id),
+            self.references.version(request.reference_image_id, mask_record),
             {
                 "cameras": [camera.to_json() for camera in cameras],
                 "resolution": f"{width}x{height}",
@@ -166,6 +166,7 @@ class Nerfs:
                 "etag": etag,
             },
             "api_key_id": key_id,
+            "account_id": self.ctx.account,
             "callback_url": request.callback_url,
             "gpu_type": gpu,
             "instance_count": count,

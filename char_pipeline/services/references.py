@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
 from char_pipeline import catalog
@@ -35,11 +37,17 @@ class References:
             )
         except CharPipelineError as exc:
             raise BadRequestError(exc.message, reason=type(exc).__name__, **exc.details) from exc
-        reference_id = catalog.reference_id_for(data)
+        reference_id = self._reference_id_for(data)
         if self.store.exists(catalog.upload_meta_key(reference_id)):
             meta = self.store.read_json(catalog.upload_meta_key(reference_id))
         else:
-            upload = catalog.save_upload(self.store, data, name=name, reference_id=reference_id)
+            upload = catalog.save_upload(
+                self.store,
+                data,
+                name=name,
+                reference_id=reference_id,
+                account_id=self.ctx.account,
+            )
             meta = upload.__dict__
             meta.update(width=reference.width, height=reference.height)
             self.store.write_json(catalog.upload_meta_key(reference_id), meta)
@@ -63,6 +71,64 @@ class References:
                 self.store.delete(catalog.record_key("identity_features", reference_id))
             self.ctx.processor.submit(self.process, reference_id)
         return {k: meta[k] for k in ("reference_image_id", "width", "height", "uploaded_at")}
+
+    def _reference_id_for(self, data: bytes) -> str:
+        """The operator's content id, or the account's reference for these bytes: the one it
+        has, an old content-addressed one it may adopt, or a new random id."""
+        account = self.ctx.account
+        if account is None:
+            return catalog.reference_id_for(data)
+        sha = catalog.content_sha(data)
+        if existing := self.ctx.jobs.reference_for_content(account, sha):
+            return existing
+        legacy_id = catalog.reference_id_for(data)
+        adoptable = self._legacy(legacy_id) and self.ctx.jobs.first_job_account(legacy_id) in (
+            None,
+            account,
+        )
+        reference_id, _ = self.ctx.jobs.own_reference(
+            account, sha, legacy_id if adoptable else None
+        )
+        return reference_id
+
+    def _legacy(self, reference_id: str) -> bool:
+        """Uploaded before references had owners (and nobody has adopted it since)."""
+        key = catalog.upload_meta_key(reference_id)
+        return (
+            self.store.exists(key)
+            and "account_id" not in self.store.read_json(key)
+            and self.ctx.jobs.reference_account(reference_id) is None
+        )
+
+    def _check_visible(self, reference_id: str) -> None:
+        """404 unless the reference exists and belongs to the caller's account.
+
+        Another account's reference is reported missing, not forbidden: its existence is
+        not to be probed. An old reference is adopted by the account of its first job.
+        """
+        missing = NotFoundError(
+            f"Reference image {reference_id!r} not found.", reference_image_id=reference_id
+        )
+        if not catalog.REFERENCE_ID.match(reference_id) or not self.store.exists(
+            catalog.upload_meta_key(reference_id)
+        ):
+            raise missing
+        account = self.ctx.account
+        if account is None:
+            return
+        owner = self.ctx.jobs.reference_account(reference_id)
+        if owner == account:
+            return
+        if (
+            owner is None
+            and self._legacy(reference_id)
+            and self.ctx.jobs.first_job_account(reference_id) == account
+        ):
+            sha = catalog.content_sha(self.store.read_bytes(catalog.upload_key(reference_id)))
+            adopted, _ = self.ctx.jobs.own_reference(account, sha, reference_id)
+            if adopted == reference_id:
+                return
+        raise missing
 
     def process(self, reference_id: str) -> None:
         """Ingest, segment and embed; writes the records the Dagster assets would write."""
@@ -97,12 +163,10 @@ class References:
         return self.store.exists(catalog.record_key("identity_features", reference_id))
 
     def metadata(self, reference_id: str) -> dict:
-        if not catalog.REFERENCE_ID.match(reference_id) or not self.store.exists(
-            catalog.upload_meta_key(reference_id)
-        ):
-            raise NotFoundError(
-                f"Reference image {reference_id!r} not found.", reference_image_id=reference_id
-            )
+        self._check_visible(reference_id)
+        return self._metadata(reference_id)
+
+    def _metadata(self, reference_id: str) -> dict:
         meta = self.store.read_json(catalog.upload_meta_key(reference_id))
         error_key = catalog.reference_key(reference_id, "error.json")
         if self._processed(reference_id):
@@ -122,9 +186,10 @@ class References:
 
     def require_processed(self, reference_id: str, *, wait: bool = True) -> dict:
         """The subject_mask record of a processed reference; waits briefly while pending."""
+        self._check_visible(reference_id)
         deadline = time.monotonic() + (PROCESSING_WAIT_SECONDS if wait else 0)
         while True:
-            meta = self.metadata(reference_id)
+            meta = self._metadata(reference_id)
             if meta["status"] == "processed":
                 return self.store.read_json(catalog.record_key("subject_mask", reference_id))
             if meta["status"] == "failed":
@@ -163,5 +228,15 @@ class References:
             "f_identity": [round(float(v), 6) for v in vector],
         }
 
-    def sha(self, reference_id: str) -> str:
-        return reference_id.removeprefix("ref_")
+    def version(self, reference_id: str, mask_record: dict) -> str:
+        """What a reference adds to a render's cache key: its id and what processing made of
+        it (mask, rig, identity), so re-processing or re-rigging it means new renders."""
+        parts = [json.dumps(mask_record, sort_keys=True)]
+        for key in (
+            mask_record.get("rig_key"),
+            catalog.record_key("identity_features", reference_id),
+        ):
+            if key and self.store.exists(key):
+                parts.append(hashlib.sha256(self.store.read_bytes(key)).hexdigest())
+        digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+        return f"{reference_id}:{digest}"

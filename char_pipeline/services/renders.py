@@ -95,7 +95,7 @@ class Renders:
         mask_record = self.references.require_processed(request.reference_image_id)
         etag = etag_for(
             "frame",
-            self.references.sha(request.reference_image_id),
+            self.references.version(request.reference_image_id, mask_record),
             {
                 "z_t": z_t.tolist(),
                 "resolution": f"{width}x{height}",
@@ -158,7 +158,7 @@ class Renders:
         mask_record = self.references.require_processed(request.reference_image_id)
         etag = etag_for(
             "video",
-            self.references.sha(request.reference_image_id),
+            self.references.version(request.reference_image_id, mask_record),
             {
                 "z": hashlib.sha256(z_sequence.tobytes()).hexdigest(),
                 "resolution": f"{width}x{height}",
@@ -247,6 +247,7 @@ class Renders:
             "reference_image_id": request.reference_image_id,
             "request": job_request,
             "api_key_id": key_id,
+            "account_id": self.ctx.account,
             "callback_url": request.callback_url,
             "gpu_type": gpu,
             "instance_count": count,

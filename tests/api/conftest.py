@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from char_pipeline.api.app import create_app
 from char_pipeline.settings import Settings
 
+ACCOUNT = "tests"  # the account of each module's key
+
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
@@ -24,9 +26,18 @@ def api(tmp_path_factory):
 @pytest.fixture(scope="module")
 def key(api) -> str:
     _, plaintext = api.state.jobs.create_key(
-        "tests", ["reference:read", "control:write", "generate:write"]
+        "tests", ["reference:read", "control:write", "generate:write"], account=ACCOUNT
     )
     return plaintext
+
+
+def teammate(api, name: str, scopes: list[str] | None = None) -> dict[str, str]:
+    """Headers of another key in the module key's account: it sees the same references and
+    jobs with a rate-limit budget of its own."""
+    _, plaintext = api.state.jobs.create_key(
+        name, scopes or ["reference:read", "control:write", "generate:write"], account=ACCOUNT
+    )
+    return {"Authorization": f"Bearer {plaintext}"}
 
 
 @pytest.fixture(scope="module")

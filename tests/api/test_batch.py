@@ -145,13 +145,10 @@ def test_async_batch_across_references_is_one_run(api, auth, present_id, image_p
     from char_pipeline.definitions import build_definitions
     from char_pipeline.sensors.jobs import job_submission_sensor
     from char_pipeline.services import processing
-    from tests.api.conftest import upload, wait_processed
+    from tests.api.conftest import teammate, upload, wait_processed
 
-    # A key of its own: this module's shared key is near its burst limit by now.
-    _, fresh = api.state.jobs.create_key(
-        "across", ["reference:read", "control:write", "generate:write"]
-    )
-    auth = {"Authorization": f"Bearer {fresh}"}
+    # Another key of the account: this module's shared key is near its burst limit by now.
+    auth = teammate(api, "across")
     cat_id = upload(api, auth, image_paths["chelsea"])
     assert wait_processed(api, auth, cat_id)["status"] == "processed"
 
@@ -207,11 +204,10 @@ def test_batch_run_infrastructure_errors_leave_the_job_for_a_retry(
     from char_pipeline.definitions import build_definitions
     from char_pipeline.engine.controls import latent_sequence
     from char_pipeline.sensors.jobs import job_submission_sensor, run_request_for
-    from tests.api.conftest import upload, wait_processed
+    from tests.api.conftest import teammate, upload, wait_processed
 
-    # A key of its own: this module's shared key is near its burst limit by now.
-    _, fresh = api.state.jobs.create_key("retry", ["reference:read", "generate:write"])
-    auth = {"Authorization": f"Bearer {fresh}"}
+    # Another key of the account: this module's shared key is near its burst limit by now.
+    auth = teammate(api, "retry", ["reference:read", "generate:write"])
     cat_id = upload(api, auth, image_paths["chelsea"])
     wait_processed(api, auth, cat_id)
     tasks = [

@@ -1,5 +1,6 @@
 import base64
 import json
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ def test_upload_and_metadata(api, auth, present_id):
     assert body["uploaded_at"].endswith("Z")
 
 
-def test_upload_is_content_addressed(api, auth, image_paths, present_id):
+def test_same_bytes_from_one_account_are_one_reference(api, auth, image_paths, present_id):
     assert upload(api, auth, image_paths["present"]) == present_id
 
 
@@ -106,3 +107,52 @@ def test_client_keypoints_at_upload_rig_the_reference(api, auth, image_paths):
             data={"keypoints": json.dumps([{"name": "tail", "x": 0.5, "y": 0.5}] * 2)},
         )
     assert_envelope(bad, 422, "UnprocessableEntity")
+
+
+def test_re_rigging_a_reference_makes_new_renders(api, image_paths):
+    """The cache key and ETag cover what processing made of the reference, not only the
+    request: new client keypoints → a new rig → a new ETag and a new video."""
+    from tests.api.conftest import teammate, wait_processed
+
+    auth = teammate(api, "re-rig")
+    data = image_paths["grace_hopper"].read_bytes()
+
+    def upload_with(keypoints):
+        fields = {"keypoints": json.dumps(keypoints)} if keypoints else {}
+        response = api.post(
+            "/v1/reference-image", headers=auth, files={"image": ("g.jpg", data)}, data=fields
+        )
+        assert response.status_code == 200, response.text
+        reference_id = response.json()["reference_image_id"]
+        assert wait_processed(api, auth, reference_id)["status"] == "processed"
+        return reference_id
+
+    def render(reference_id):
+        z = api.post("/v1/control/latent?length=3&seed=5", headers=auth).json()["z_sequence"]
+        body = {
+            "reference_image_id": reference_id,
+            "control_type": "latent",
+            "z_sequence": z,
+            "resolution": "64x64",
+            "format": "gif",
+        }
+        response = api.post("/v1/generate/video", headers=auth, json=body)
+        assert response.status_code == 200, response.text
+        url = urlparse(response.json()["video_url"])
+        video = api.get(f"{url.path}?{url.query}")
+        assert video.status_code == 200
+        return response.headers["ETag"], video.content
+
+    reference_id = upload_with(None)
+    etag, first = render(reference_id)
+    assert render(reference_id)[0] == etag  # unchanged reference: the same key
+    keypoints = [
+        {"name": "nose", "x": 0.5, "y": 0.25},
+        {"name": "left_wrist", "x": 0.9, "y": 0.9},
+        {"name": "right_wrist", "x": 0.1, "y": 0.9},
+    ]
+    assert upload_with(keypoints) == reference_id
+    assert api.state.store.read_json(f"references/{reference_id}/rig.json")["kind"] == "client"
+    new_etag, second = render(reference_id)
+    assert new_etag != etag
+    assert second != first

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Depends, Query
 
-from char_pipeline.api.deps import AppState, app_state, require_scope
+from char_pipeline.api.deps import AppState, account_state, require_scope
 from char_pipeline.api.schemas import (
     LatentControlOut,
     PoseControlIn,
@@ -12,6 +12,7 @@ from char_pipeline.services import controls
 
 router = APIRouter(prefix="/v1/control", tags=["Conditional Control Signals"])
 WRITE = Depends(require_scope("control:write"))
+WRITER = Depends(account_state("control:write"))
 MAX_STEPS = controls.MAX_STEPS
 
 
@@ -19,9 +20,8 @@ MAX_STEPS = controls.MAX_STEPS
     "/pose",
     response_model=PoseControlOut,
     summary="Generate Pose Control Signal",
-    dependencies=[WRITE],
 )
-def pose_control(body: PoseControlIn, state: AppState = Depends(app_state)) -> dict:
+def pose_control(body: PoseControlIn, state: AppState = WRITER) -> dict:
     return controls.pose_control(state, body)
 
 
@@ -29,9 +29,8 @@ def pose_control(body: PoseControlIn, state: AppState = Depends(app_state)) -> d
     "/text",
     response_model=TextControlOut,
     summary="Generate Text Control Signal",
-    dependencies=[WRITE],
 )
-def text_control(body: TextControlIn, state: AppState = Depends(app_state)) -> dict:
+def text_control(body: TextControlIn, state: AppState = WRITER) -> dict:
     return controls.text_control(state, body)
 
 
@@ -43,7 +42,7 @@ def text_control(body: TextControlIn, state: AppState = Depends(app_state)) -> d
 )
 def latent_control(
     length: int = Query(..., ge=1, le=MAX_STEPS),
-    seed: int | None = Query(None),
+    seed: int | None = Query(None, ge=0, le=2**32 - 1),
     distribution: str = Query("gaussian", pattern="^(gaussian|uniform)$"),
 ) -> dict:
     return controls.latent_control(length, seed, distribution)

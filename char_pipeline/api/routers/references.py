@@ -5,19 +5,17 @@ import hashlib
 import anyio
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 
-from char_pipeline.api.deps import AppState, app_state, require_scope
+from char_pipeline.api.deps import AppState, account_state
 from char_pipeline.api.errors import ApiError
 from char_pipeline.api.plumbing import etag_matches
 from char_pipeline.api.schemas import IdentityFeaturesOut, ReferenceMetadata, ReferenceUploaded
 from char_pipeline.services.references import References
 
 router = APIRouter(prefix="/v1/reference-image", tags=["Reference Image Processing"])
-READ = Depends(require_scope("reference:read"))
+READER = Depends(account_state("reference:read"))
 
 
-@router.post(
-    "", response_model=ReferenceUploaded, summary="Upload Reference Image", dependencies=[READ]
-)
+@router.post("", response_model=ReferenceUploaded, summary="Upload Reference Image")
 async def upload_reference_image(
     request: Request,
     image: UploadFile = File(...),
@@ -26,7 +24,7 @@ async def upload_reference_image(
         None,
         description="Optional JSON list of the subject's keypoints (x, y in 0..1, COCO-17 name or index): they replace pose detection in the rig.",
     ),
-    state: AppState = Depends(app_state),
+    state: AppState = READER,
 ) -> dict:
     limit = state.settings.max_image_bytes
     data = await image.read(limit + 1)
@@ -66,16 +64,14 @@ def _keypoints_field(text: str | None) -> list[dict] | None:
     "/{reference_image_id}",
     response_model=ReferenceMetadata,
     summary="Get Reference-Image Metadata",
-    dependencies=[READ],
 )
-def get_reference_image(reference_image_id: str, state: AppState = Depends(app_state)) -> dict:
+def get_reference_image(reference_image_id: str, state: AppState = READER) -> dict:
     return References(state).metadata(reference_image_id)
 
 
 @router.get(
     "/{reference_image_id}/mask",
     summary="Retrieve Segmentation Mask",
-    dependencies=[READ],
     responses={
         200: {"content": {"image/png": {}, "application/json": {}}},
         304: {"description": "Not modified"},
@@ -85,7 +81,7 @@ def get_mask(
     reference_image_id: str,
     format: str = Query("png", pattern="^(png|base64)$"),
     if_none_match: str | None = Header(None),
-    state: AppState = Depends(app_state),
+    state: AppState = READER,
 ) -> Response:
     png = References(state).mask_png(reference_image_id)
     etag = '"m' + hashlib.sha256(png).hexdigest()[:32] + '"'
@@ -108,11 +104,10 @@ def get_mask(
     "/{reference_image_id}/features",
     response_model=IdentityFeaturesOut,
     summary="Extract Identity Features",
-    dependencies=[READ],
 )
 def get_features(
     reference_image_id: str,
     model: str = Query("cnn", pattern="^(cnn|vit)$"),
-    state: AppState = Depends(app_state),
+    state: AppState = READER,
 ) -> dict:
     return References(state).features(reference_image_id, model)
