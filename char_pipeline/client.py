@@ -140,35 +140,59 @@ class Generate(_Section):
 
 
 class Jobs(_Section):
-    def get(self, job_id: str) -> Result:
-        return self._client.request("GET", f"/v1/jobs/{job_id}")
+    def get(self, job_id: str, *, wait: float | None = None) -> Result:
+        """The job; with ``wait``, the server answers when its status changes (≤ 60 s)."""
+        params = {"wait": wait} if wait else None
+        timeout = (wait or 0) + 30.0
+        return self._client.request("GET", f"/v1/jobs/{job_id}", params=params, timeout=timeout)
+
+    def list(self, **filters: Any) -> Result:
+        """One page, newest first: status, kind, batch_id, created_after/before, cursor, limit."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        return self._client.request("GET", "/v1/jobs", params=params)
+
+    def iterate(self, **filters: Any):
+        """Every job matching the filters, following the cursor page by page."""
+        cursor = None
+        while True:
+            page = self.list(**filters, cursor=cursor)
+            yield from (Result(job) for job in page["data"])
+            if not page["has_more"]:
+                return
+            cursor = page["next_cursor"]
+
+    def cancel(self, job_id: str) -> Result:
+        return self._client.request("POST", f"/v1/jobs/{job_id}/cancel")
 
     def wait(self, job_id: str, *, timeout: float = 600.0, interval: float = 1.0) -> Result:
-        """Poll until completed or failed; backs off politely and honours Retry-After."""
+        """Long-poll until the job ends; honours Retry-After and backs off on 429."""
         deadline = time.monotonic() + timeout
         delay = interval
         while True:
+            left = deadline - time.monotonic()
             try:
-                job = self.get(job_id)
+                job = self.get(job_id, wait=max(1.0, min(left, 60.0)))
             except ApiError as exc:
                 if exc.status != 429 or time.monotonic() > deadline:
                     raise
                 time.sleep(exc.retry_after or delay)
+                delay = min(delay * 2, 32.0)
                 continue
             if job["status"] == "completed":
                 return job
-            if job["status"] == "failed":
-                error = job.get("error") or {}
+            if job["status"] in ("failed", "cancelled"):
+                error = job.get("error") or {
+                    "code": "Cancelled",
+                    "message": f"Job {job_id} was cancelled.",
+                }
                 raise ApiError(
-                    500,
+                    500 if job["status"] == "failed" else 409,
                     error.get("code", "JobFailed"),
                     error.get("message", "The job failed."),
                     error.get("details"),
                 )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Job {job_id} is still {job['status']} after {timeout} s.")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 10.0)
 
 
 def _gpu(gpu_type: str | None, instance_count: int | None) -> dict[str, str]:

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         default="100/minute", description="Standard per-key rate limit (limits notation)."
     )
     rate_limit_burst: str = Field(default="50/10 seconds", description="Burst per-key rate limit.")
+    text_model_aliases: str = Field(
+        default="",
+        description="Text models this deployment answers with another, e.g. 'clip=custom-nlp' where no CLIP encoder is installed; responses name the model that ran (served_by).",
+    )
     rate_limit_job_reads: str = Field(
         default="600/minute",
         description="Per-key limit of job reads (GET /v1/jobs…), a bucket of its own so polling cannot starve submissions.",

@@ -14,6 +14,7 @@ from char_pipeline import health
 from char_pipeline.api import body_limits
 from char_pipeline.api.deps import AppState
 from char_pipeline.api.errors import install_error_handlers
+from char_pipeline.api.openapi import document_errors
 from char_pipeline.api.routers import batch, controls, files, generate, jobs, references
 from char_pipeline.api.schemas import BatchIn, VideoIn
 from char_pipeline.launch_watchdog import LaunchWatchdog
@@ -87,14 +88,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.char = state
     install_error_handlers(app)
-    for router in (
+    routers = (
         references.router,
         controls.router,
         generate.router,
         batch.router,
         jobs.router,
         files.router,
-    ):
+    )
+    for router in routers:
         app.include_router(router)
 
     app.add_middleware(RateLimitHeaders)
@@ -102,11 +104,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(body_limits.BodyLimits, limits=limits)
 
     def openapi() -> dict:
-        """FastAPI's document, plus each route's body limit and the json_body models."""
+        """FastAPI's document, plus each route's body limit, the json_body models and every
+        error status in the envelope."""
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
             body_limits.add_models(schema, [VideoIn, BatchIn])
-            app.openapi_schema = body_limits.document_limits(schema, limits)
+            schema = body_limits.document_limits(schema, limits)
+            routes = [route for router in routers for route in router.routes]
+            app.openapi_schema = document_errors(schema, routes)
         return app.openapi_schema
 
     app.openapi = openapi

@@ -86,6 +86,7 @@ def authenticator(bucket: str = STANDARD) -> Callable[..., ApiKey]:
         _rate_limit(request, state, key.id, bucket)
         return key
 
+    dependency.rate_limit_bucket = bucket  # read by api/openapi.py: 401 and 429 apply
     return dependency
 
 
@@ -132,6 +133,7 @@ def require_scope(scope: str, bucket: str = STANDARD) -> Callable[..., ApiKey]:
             )
         return key
 
+    dependency.required_scope = scope  # read by api/openapi.py: 403 applies
     return dependency
 
 

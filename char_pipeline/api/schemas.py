@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from char_pipeline.services.requests import (  # noqa: F401  (the routers import them from here)
     BatchIn,
@@ -56,6 +56,7 @@ class TextControlOut(BaseModel):
     control_type: Literal["text"] = "text"
     steps: int
     model: str
+    served_by: str = Field(description="The text model that ran (text_model_aliases).")
     motion: str
     overlay: str | None
     matcher: Literal["minilm", "clip", "keyword"]

@@ -267,7 +267,12 @@ def frames(
     workers = max(1, min(4, int(context.run.tags.get(INSTANCE_COUNT_TAG, "1") or 1)))
     controls = list(control_sequences["controls"].items())
     with ThreadPoolExecutor(max_workers=min(workers, max(1, len(controls)))) as pool:
-        outcomes = list(pool.map(lambda item: render_control(*item), controls))
+        try:
+            outcomes = list(pool.map(lambda item: render_control(*item), controls))
+        except CharPipelineError as exc:
+            # A pose that collapses or tears the subject is the input's problem: the job fails
+            # at once with the engine's code and message, not as a retried InternalError.
+            raise engine_failure(exc, f"Rendering {reference_id} failed") from exc
     rendered = {name: record for name, record, _ in outcomes}
     timings = {name: seconds for name, _, seconds in outcomes}
     context.add_output_metadata(

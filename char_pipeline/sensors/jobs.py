@@ -188,8 +188,11 @@ def run_request_for(job, attempt: int) -> dg.RunRequest:
     )
 
 
-# Engine error codes mean the input is bad: running again cannot help.
-FINAL_ERROR_CODES = {"UnprocessableEntity", "ResourceExhausted", "ModelNotInstalled"}
+def is_final(code: str) -> bool:
+    """A typed engine error (its code on the dg.Failure) means the input or the request is
+    the problem — bad pose, too large, model missing: running again cannot help. Only an
+    unexpected error (InternalError) may be the infrastructure's, and is retried."""
+    return code != "InternalError"
 
 
 @dg.run_failure_sensor(
@@ -208,9 +211,10 @@ def job_failure_sensor(context: dg.RunFailureSensorContext, jobs: JobStoreResour
         metadata = data.user_failure_data.metadata if data.user_failure_data else {}
         code = str(metadata["error_code"].value) if "error_code" in metadata else "InternalError"
         # A typed engine error says it all; anything else is reported by its innermost cause.
+        description = data.user_failure_data.description if data.user_failure_data else None
         message = (
-            data.error.message.strip().splitlines()[0]
-            if code != "InternalError"
+            description.strip().splitlines()[0]
+            if code != "InternalError" and description
             else innermost_error(data.error)
         )
     else:
@@ -219,7 +223,7 @@ def job_failure_sensor(context: dg.RunFailureSensorContext, jobs: JobStoreResour
         job = jobs.store.get_job(job_id)
         if job is None or not jobstate.is_open(job.status):
             continue
-        if code not in FINAL_ERROR_CODES and job.attempts < get_settings().job_max_attempts:
+        if not is_final(code) and job.attempts < get_settings().job_max_attempts:
             attempt = job.attempts + 1
             jobs.store.retry_job(job_id, attempt)
             context.log.info(

@@ -37,21 +37,41 @@ def pose_control(ctx: ServiceContext, body: PoseControlIn) -> dict:
     }
 
 
+def text_model_aliases(setting: str) -> dict[str, str]:
+    """'clip=custom-nlp,…' → {'clip': 'custom-nlp'}; unknown names are a settings error."""
+    aliases = {}
+    for pair in filter(None, (part.strip() for part in setting.split(","))):
+        requested, _, served = (word.strip() for word in pair.partition("="))
+        if requested not in TEXT_MODELS or served not in TEXT_MODELS:
+            raise ValueError(
+                f"CHAR_TEXT_MODEL_ALIASES: {pair!r} must map one of {TEXT_MODELS} to another."
+            )
+        aliases[requested] = served
+    return aliases
+
+
+TEXT_MODELS = ("clip", "custom-nlp")
+
+
 def text_control(ctx: ServiceContext, body: TextControlIn) -> dict:
     References(ctx).metadata(body.reference_image_id)  # 404 for unknown references
     if body.steps > MAX_STEPS:
         raise InvalidInputError(f"steps must be at most {MAX_STEPS}.", field="steps")
     # 'custom-nlp' is MiniLM; 'clip' a local CLIP text encoder, or 422 ModelNotInstalled.
     # Library words decide first; the response says which matcher answered.
-    z_sequence, plan = text_sequence(body.prompt, body.steps, model=body.model)
+    # A deployment may answer a model it lacks with another (text_model_aliases); never
+    # silently: the response's served_by names the model that ran.
+    served_by = text_model_aliases(ctx.settings.text_model_aliases).get(body.model, body.model)
+    z_sequence, plan = text_sequence(body.prompt, body.steps, model=served_by)
     if plan.similarity is None:
         matcher = "keyword"
     else:
-        matcher = "minilm" if body.model == "custom-nlp" else "clip"
+        matcher = "minilm" if served_by == "custom-nlp" else "clip"
     return {
         "reference_image_id": body.reference_image_id,
         "steps": body.steps,
         "model": body.model,
+        "served_by": served_by,
         "motion": plan.primary,
         "overlay": plan.overlay,
         "matcher": matcher,

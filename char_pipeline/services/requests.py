@@ -10,6 +10,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from char_pipeline.engine.controls import Z_DIM
+
+# The layout's length is checked by the engine (its error names the layout and the docs);
+# the schema states it too, so generated clients and fuzzers send vectors that fit.
+Z_VECTOR_SCHEMA = {
+    "type": "array",
+    "items": {"type": "number"},
+    "minItems": Z_DIM,
+    "maxItems": Z_DIM,
+    "description": f"A control vector: {Z_DIM} numbers in layout v1 (docs/controls.md).",
+}
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -59,7 +71,7 @@ class Weights(Strict):
 class FrameIn(Weights):
     reference_image_id: str
     control_type: Literal["pose", "text", "latent"]
-    z_t: list[float]
+    z_t: list[float] = Field(json_schema_extra=Z_VECTOR_SCHEMA)
     resolution: str = Resolution
     model: Literal["gan", "diffusion", "transformer"] = "gan"
     output_format: Literal["url", "base64"] = "url"
@@ -72,7 +84,9 @@ class VideoTask(Weights):
 
     reference_image_id: str
     control_type: Literal["pose", "text", "latent"]
-    z_sequence: list[list[float]] = Field(min_length=1)
+    z_sequence: list[list[float]] = Field(
+        min_length=1, json_schema_extra={"items": Z_VECTOR_SCHEMA}
+    )
     format: Literal["mp4", "gif"] = "mp4"
     resolution: str = Resolution
     fps: int = Field(default=30, ge=1, le=120)

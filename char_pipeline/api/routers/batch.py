@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from char_pipeline.api.body_limits import json_body, request_body_schema
+from char_pipeline.api.openapi import errors
 from char_pipeline.api.plumbing import ComputeHeaders, IfNoneMatch, Once, accepted
 from char_pipeline.api.schemas import BatchAccepted, BatchIn, BatchResults
 from char_pipeline.services import batches
@@ -22,6 +23,7 @@ CacheSeconds = Annotated[int | None, Query(ge=1, alias="custom_cache_duration_se
         200: {"model": BatchResults, "description": "Rendered now: each task's result or error"},
         202: {"model": BatchAccepted, "description": "Accepted: one job per task"},
         304: {"description": "Not modified"},
+        **errors(409),
     },
     openapi_extra=request_body_schema(BatchIn),
 )

@@ -1,6 +1,7 @@
 from fastapi import APIRouter, Depends, Query
 
 from char_pipeline.api.deps import AppState, account_state, require_scope
+from char_pipeline.api.openapi import errors
 from char_pipeline.api.schemas import (
     LatentControlOut,
     PoseControlIn,
@@ -20,6 +21,7 @@ MAX_STEPS = controls.MAX_STEPS
     "/pose",
     response_model=PoseControlOut,
     summary="Generate Pose Control Signal",
+    responses=errors(404),
 )
 def pose_control(body: PoseControlIn, state: AppState = WRITER) -> dict:
     return controls.pose_control(state, body)
@@ -29,6 +31,7 @@ def pose_control(body: PoseControlIn, state: AppState = WRITER) -> dict:
     "/text",
     response_model=TextControlOut,
     summary="Generate Text Control Signal",
+    responses=errors(404),
 )
 def text_control(body: TextControlIn, state: AppState = WRITER) -> dict:
     return controls.text_control(state, body)

@@ -6,12 +6,32 @@ from fastapi.responses import FileResponse, Response
 
 from char_pipeline.api.deps import AppState, app_state
 from char_pipeline.api.errors import ApiError
+from char_pipeline.api.openapi import errors
 from char_pipeline.links import verify
 
 router = APIRouter(prefix="/v1/files", tags=["Downloads"])
 
 
-@router.get("/{key:path}", summary="Download an artifact through a signed link")
+@router.get(
+    "/{key:path}",
+    summary="Download an artifact through a signed link",
+    responses={
+        200: {
+            "description": "The file",
+            "content": {
+                kind: {"schema": {"type": "string", "format": "binary"}}
+                for kind in (
+                    "video/mp4",
+                    "image/gif",
+                    "image/png",
+                    "application/json",
+                    "application/octet-stream",
+                )
+            },
+        },
+        **errors(403, 404),
+    },
+)
 def download(
     key: str,
     expires: int = Query(...),

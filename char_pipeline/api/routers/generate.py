@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from char_pipeline.api.body_limits import json_body, request_body_schema
+from char_pipeline.api.openapi import errors
 from char_pipeline.api.plumbing import ComputeHeaders, IfNoneMatch, Once, accepted
 from char_pipeline.api.schemas import (
     FrameIn,
@@ -27,7 +28,7 @@ CacheSeconds = Annotated[int | None, Query(ge=1, alias="custom_cache_duration_se
 @router.post(
     "/frame",
     summary="Generate a Single Frame",
-    responses={200: {"model": FrameOut}, 304: {"description": "Not modified"}},
+    responses={200: {"model": FrameOut}, 304: {"description": "Not modified"}, **errors(404, 409)},
 )
 def generate_frame(
     body: FrameIn,
@@ -54,6 +55,7 @@ def generate_frame(
         200: {"model": VideoOut},
         202: {"model": JobAccepted, "description": "Accepted: an async job"},
         304: {"description": "Not modified"},
+        **errors(404, 409),
     },
     openapi_extra=request_body_schema(VideoIn),
 )
@@ -90,6 +92,7 @@ def generate_video(
         200: {"model": NerfOut},
         202: {"model": JobAccepted, "description": "Accepted: an async job"},
         304: {"description": "Not modified"},
+        **errors(404, 409),
     },
 )
 def generate_nerf(

@@ -10,6 +10,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 
 from char_pipeline.api.deps import JOB_READS, AppState, account_state
+from char_pipeline.api.openapi import errors
 from char_pipeline.api.schemas import BatchOut, JobList, JobOut
 from char_pipeline.services import jobs
 
@@ -21,6 +22,7 @@ WRITER = Depends(account_state("generate:write"))
 @router.get(
     "",
     summary="List Jobs",
+    responses=errors(400),
     response_model=JobList,
     response_model_exclude_unset=True,
 )
@@ -52,6 +54,7 @@ def list_jobs(
 @router.get(
     "/{job_id}",
     summary="Get Job Status",
+    responses=errors(404),
     response_model=JobOut | BatchOut,
     response_model_exclude_unset=True,  # exactly the fields the job has, nulls included
 )
@@ -73,6 +76,7 @@ async def get_job(
 @router.post(
     "/{job_id}/cancel",
     summary="Cancel a Job",
+    responses=errors(404, 409),
     response_model=JobOut | BatchOut,
     response_model_exclude_unset=True,
 )

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Resp
 
 from char_pipeline.api.deps import AppState, account_state
 from char_pipeline.api.errors import ApiError
+from char_pipeline.api.openapi import errors
 from char_pipeline.api.plumbing import etag_matches
 from char_pipeline.api.schemas import IdentityFeaturesOut, ReferenceMetadata, ReferenceUploaded
 from char_pipeline.services.references import References
@@ -64,6 +65,7 @@ def _keypoints_field(text: str | None) -> list[dict] | None:
     "/{reference_image_id}",
     response_model=ReferenceMetadata,
     summary="Get Reference-Image Metadata",
+    responses=errors(404),
 )
 def get_reference_image(reference_image_id: str, state: AppState = READER) -> dict:
     return References(state).metadata(reference_image_id)
@@ -75,6 +77,7 @@ def get_reference_image(reference_image_id: str, state: AppState = READER) -> di
     responses={
         200: {"content": {"image/png": {}, "application/json": {}}},
         304: {"description": "Not modified"},
+        **errors(404),
     },
 )
 def get_mask(
@@ -104,6 +107,7 @@ def get_mask(
     "/{reference_image_id}/features",
     response_model=IdentityFeaturesOut,
     summary="Extract Identity Features",
+    responses=errors(404),
 )
 def get_features(
     reference_image_id: str,
