@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python bench/api.py [--frames 40] [--jobs 5]
 Targets (2 cores, warm): POST /v1/generate/frame 720x720 p50 ≤ 150 ms, p95 ≤ 300 ms;
-GET /v1/jobs/{id} ≥ 300 requests/s; async 48-frame 720x720 video POST → completed p50 ≤ 12 s.
+GET /v1/jobs/{id} ≥ 300 requests/s; async 48-frame 720x720 video POST → completed p50 ≤ 12 s;
+GET /v1/jobs (a page of 20) ≥ 100 requests/s; long poll: status change → answer p50 ≤ 300 ms.
 Rate limits are raised for the run (CHAR_RATE_LIMIT*) so they do not cap the measurement.
 """
 
@@ -30,6 +31,25 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _throughput(base: str, headers: dict, path: str, threads: int, seconds: float) -> float:
+    counts = [0] * threads
+    stop_at = time.perf_counter() + seconds
+
+    def poll(slot: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as own:
+            while time.perf_counter() < stop_at:
+                assert own.get(path).status_code == 200
+                counts[slot] += 1
+
+    workers = [threading.Thread(target=poll, args=(i,)) for i in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=40, help="timed frame requests")
@@ -38,6 +58,7 @@ def main() -> None:
         "--poll-seconds", type=float, default=5.0, help="duration of the GET /v1/jobs load"
     )
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--long-polls", type=int, default=10, help="timed long polls")
     parser.add_argument("--skip-jobs", action="store_true", help="only frames and job polling")
     args = parser.parse_args()
 
@@ -45,6 +66,7 @@ def main() -> None:
         Path(tempfile.mkdtemp(prefix="char_bench_")),
         CHAR_RATE_LIMIT="1000000/minute",
         CHAR_RATE_LIMIT_BURST="1000000/second",
+        CHAR_RATE_LIMIT_JOB_READS="1000000/minute",
         CHAR_SENSOR_INTERVAL_SECONDS="1",
     )
     key = server.create_key("bench")["api_key"]
@@ -172,25 +194,60 @@ def main() -> None:
                 f"GET /v1/jobs/{{id}}: {rate:.0f} requests/s (wrk, 2 threads, 16 connections, 1 API worker) {' '.join(errors)}"
             )
         else:
-            counts = [0] * args.threads
-            stop_at = time.perf_counter() + args.poll_seconds
-
-            def poll(slot: int) -> None:
-                with httpx.Client(base_url=base, headers=headers, timeout=30) as own:
-                    while time.perf_counter() < stop_at:
-                        assert own.get(job_path).status_code == 200
-                        counts[slot] += 1
-
-            threads = [threading.Thread(target=poll, args=(i,)) for i in range(args.threads)]
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            rate = sum(counts) / (time.perf_counter() - started)
+            rate = _throughput(base, headers, job_path, args.threads, args.poll_seconds)
             print(
                 f"GET /v1/jobs/{{id}}: {rate:.0f} requests/s ({args.threads} Python client threads on the same cores, 1 API worker)"
             )
+
+        # 4. GET /v1/jobs, a page of 20 of the account's jobs, newest first.
+        for seed in range(25):
+            z = client.post(f"/v1/control/latent?length=2&seed={5000 + seed}").json()["z_sequence"]
+            client.post(
+                "/v1/generate/video",
+                json={
+                    "reference_image_id": reference_id,
+                    "control_type": "latent",
+                    "z_sequence": z,
+                    "resolution": "64x64",
+                    "async": True,
+                },
+            )
+        rate = _throughput(base, headers, "/v1/jobs?limit=20", args.threads, args.poll_seconds)
+        print(
+            f"GET /v1/jobs?limit=20: {rate:.0f} requests/s ({args.threads} Python client threads, 1 API worker)"
+        )
+
+        # 5. Long poll: from a job's status change (written straight to the job store, as a
+        # run would) to the waiting client's answer.
+        from char_pipeline.jobstore import open_job_store
+        from char_pipeline.settings import Settings
+
+        store = open_job_store(Settings(pipeline_home=server.home).resolved_job_store_url)
+        latencies = []
+        for index in range(args.long_polls):
+            job = store.create_job(
+                kind="video",
+                reference_image_id=reference_id,
+                request={},
+                account_id=store.verify_key(key).account_id,
+            )
+            answered: list[float] = []
+
+            def long_poll(job_id: str = job.id, answered: list[float] = answered) -> None:
+                with httpx.Client(base_url=base, headers=headers, timeout=90) as own:
+                    assert own.get(f"/v1/jobs/{job_id}?wait=30").json()["status"] == "processing"
+                answered.append(time.perf_counter())
+
+            thread = threading.Thread(target=long_poll)
+            thread.start()
+            time.sleep(0.3 + 0.07 * index)  # the request is waiting; vary the phase
+            changed = time.perf_counter()
+            store.start_job(job.id, f"bench-{index}")
+            thread.join()
+            latencies.append((answered[0] - changed) * 1000)
+        print(
+            f"long poll, status change → answer ({len(latencies)} jobs): p50 {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms"
+        )
     finally:
         server.stop()
 

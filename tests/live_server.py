@@ -180,6 +180,7 @@ class LiveServer:
     """API + Dagster webserver + daemon in their own process group, under one data root."""
 
     def __init__(self, home: Path, **settings: str) -> None:
+        self.home = home
         self.env = {**os.environ, "CHAR_PIPELINE_HOME": str(home), **settings}
         self.env.pop("DAGSTER_HOME", None)
         self.api_port, self.dagster_port, self.code_port = free_port(), free_port(), free_port()
