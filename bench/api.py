@@ -50,6 +50,36 @@ def _throughput(base: str, headers: dict, path: str, threads: int, seconds: floa
     return sum(counts) / (time.perf_counter() - started)
 
 
+def _load(base: str, key: str, path: str, args) -> str:
+    """Requests per second on one URL: wrk when installed (Debian package), else threads."""
+    wrk = shutil.which("wrk")
+    if not wrk:
+        headers = {"Authorization": f"Bearer {key}"}
+        rate = _throughput(base, headers, path, args.threads, args.poll_seconds)
+        return f"{rate:.0f} requests/s ({args.threads} Python client threads on the same cores, 1 API worker)"
+    output = subprocess.run(
+        [
+            wrk,
+            "-t2",
+            "-c16",
+            f"-d{int(args.poll_seconds)}s",
+            "-H",
+            f"Authorization: Bearer {key}",
+            f"{base}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(
+        next(line.split()[1] for line in output.splitlines() if line.startswith("Requests/sec"))
+    )
+    errors = [line for line in output.splitlines() if "Non-2xx" in line or "Socket errors" in line]
+    return (
+        f"{rate:.0f} requests/s (wrk, 2 threads, 16 connections, 1 API worker) {' '.join(errors)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=40, help="timed frame requests")
@@ -164,40 +194,7 @@ def main() -> None:
 
         # 3. GET /v1/jobs/{id} throughput: wrk when installed (Debian package), else threads.
         job_path = accepted.headers["Location"]
-        wrk = shutil.which("wrk")
-        if wrk:
-            output = subprocess.run(
-                [
-                    wrk,
-                    "-t2",
-                    "-c16",
-                    f"-d{int(args.poll_seconds)}s",
-                    "-H",
-                    f"Authorization: Bearer {key}",
-                    f"{base}{job_path}",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            rate = float(
-                next(
-                    line.split()[1]
-                    for line in output.splitlines()
-                    if line.startswith("Requests/sec")
-                )
-            )
-            errors = [
-                line for line in output.splitlines() if "Non-2xx" in line or "Socket errors" in line
-            ]
-            print(
-                f"GET /v1/jobs/{{id}}: {rate:.0f} requests/s (wrk, 2 threads, 16 connections, 1 API worker) {' '.join(errors)}"
-            )
-        else:
-            rate = _throughput(base, headers, job_path, args.threads, args.poll_seconds)
-            print(
-                f"GET /v1/jobs/{{id}}: {rate:.0f} requests/s ({args.threads} Python client threads on the same cores, 1 API worker)"
-            )
+        print(f"GET /v1/jobs/{{id}}: {_load(base, key, job_path, args)}")
 
         # 4. GET /v1/jobs, a page of 20 of the account's jobs, newest first.
         for seed in range(25):
@@ -212,10 +209,7 @@ def main() -> None:
                     "async": True,
                 },
             )
-        rate = _throughput(base, headers, "/v1/jobs?limit=20", args.threads, args.poll_seconds)
-        print(
-            f"GET /v1/jobs?limit=20: {rate:.0f} requests/s ({args.threads} Python client threads, 1 API worker)"
-        )
+        print(f"GET /v1/jobs?limit=20 (25+ jobs): {_load(base, key, '/v1/jobs?limit=20', args)}")
 
         # 5. Long poll: from a job's status change (written straight to the job store, as a
         # run would) to the waiting client's answer.

@@ -294,7 +294,9 @@ def job_reconciler_sensor(
 
 
 @dg.sensor(
-    minimum_interval_seconds=get_settings().sensor_interval_seconds,
+    # Not every second: the job is cancelled the moment the API answers (a run that goes on
+    # cannot complete it); this only gives the run's worker back, so a few seconds is fine.
+    minimum_interval_seconds=max(5, get_settings().sensor_interval_seconds),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Stops the runs of cancelled API jobs (a run rendering several jobs stops once none of them is open).",
 )

@@ -94,3 +94,13 @@ def test_keys_cli(tmp_path):
     assert _cli("create", "--name", "x", "--scopes", "admin", home=tmp_path).returncode == 2
     human = _cli("create", "--name", "human", home=tmp_path)
     assert "shown once" in human.stdout
+    assert record["account_id"] == record["id"]  # no --account: an account of its own
+    team = [
+        json.loads(
+            _cli("create", "--name", n, "--account", "studio", "--json", home=tmp_path).stdout
+        )
+        for n in ("a", "b")
+    ]
+    assert [k["account_id"] for k in team] == ["studio", "studio"]
+    bad = _cli("create", "--name", "c", "--account", "two words", home=tmp_path)
+    assert bad.returncode == 2 and "account" in bad.stderr
