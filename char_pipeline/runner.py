@@ -16,6 +16,7 @@ from pathlib import Path
 from char_pipeline.failures import run_failure_cause
 from char_pipeline.settings import Settings
 
+MARKER = "# Written by char-pipeline"
 DAGSTER_YAML = """\
 # Written by char-pipeline: the embedded default (SQLite storage under this folder).
 telemetry:
@@ -50,22 +51,56 @@ run_monitoring:
 """
 
 
+# The distributed profile: runs, event log and schedules in PostgreSQL (dagster-postgres), so
+# several machines' daemons, webservers and run workers share one instance. The URL stays out
+# of the file (it may hold a password): every process reads it from the environment.
+POSTGRES_STORAGE = """\
+storage:
+  postgres:
+    postgres_url:
+      env: CHAR_DAGSTER_POSTGRES_URL
+"""
+
+
+def dagster_yaml(settings: Settings) -> str:
+    """The instance configuration of the settings' profile."""
+    if settings.profile == "distributed":
+        body = DAGSTER_YAML.split("\n", 1)[1]
+        return (
+            f"{MARKER}: the distributed profile (Dagster storage in PostgreSQL).\n"
+            + body
+            + POSTGRES_STORAGE
+        )
+    return DAGSTER_YAML
+
+
 def prepare_dagster_home(settings: Settings) -> Path:
     """Create DAGSTER_HOME under the data root (once) and point the environment at it."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    # A dagster.yaml written by an older char-pipeline is refreshed; one edited by hand (no
-    # marker line) is left alone.
+    wanted = dagster_yaml(settings)
+    # A dagster.yaml written by char-pipeline (any version, any profile) is kept up to date;
+    # one edited by hand (no marker line) is left alone.
     if not config.exists() or (
-        config.read_text().startswith(DAGSTER_YAML.splitlines()[0])
-        and config.read_text() != DAGSTER_YAML
+        config.read_text().startswith(MARKER) and config.read_text() != wanted
     ):
         partial = config.with_suffix(".yaml.tmp")
-        partial.write_text(DAGSTER_YAML)
+        partial.write_text(wanted)
         partial.replace(config)  # readers never see half a file
     os.environ["DAGSTER_HOME"] = str(home)
+    if settings.dagster_postgres_url:
+        os.environ["CHAR_DAGSTER_POSTGRES_URL"] = dagster_postgres_url(
+            settings.dagster_postgres_url
+        )
     return home
+
+
+def dagster_postgres_url(url: str) -> str:
+    """The URL with psycopg2 named: dagster-postgres needs it (its NOTIFY binds a parameter,
+    which psycopg 3, SQLAlchemy's default for a bare postgresql:// since 2.1, refuses)."""
+    scheme, _, rest = url.partition("://")
+    return f"postgresql+psycopg2://{rest}" if scheme in ("postgresql", "postgres") else url
 
 
 def prepare_instance(settings: Settings) -> Path:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CHECKOUT_ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +38,15 @@ class Settings(BaseSettings):
     )
     job_store_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the job store. Default: SQLite in the data root.",
+        description="SQLAlchemy URL of the job store. Default: SQLite in the data root (the distributed profile: its PostgreSQL).",
+    )
+    profile: Literal["embedded", "distributed"] = Field(
+        default="embedded",
+        description="embedded: SQLite under the data root, one machine. distributed: the Dagster instance (runs, event log, schedules) and the job store on PostgreSQL (docs/scaling.md).",
+    )
+    dagster_postgres_url: str | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/database of the Dagster storage; required by the distributed profile.",
     )
     api_port: int = Field(default=8000, description="Port of the API server (char-pipeline serve).")
     public_url: str | None = Field(
@@ -117,9 +126,26 @@ class Settings(BaseSettings):
         "daemon beats every 30 s; a loaded machine can delay a few).",
     )
 
+    @model_validator(mode="after")
+    def _profile_has_its_storage(self) -> Settings:
+        if self.profile == "distributed" and not self.dagster_postgres_url:
+            raise ValueError(
+                "CHAR_PROFILE=distributed needs CHAR_DAGSTER_POSTGRES_URL "
+                "(postgresql://user:password@host:5432/database): the Dagster storage lives there."
+            )
+        return self
+
     @property
     def resolved_job_store_url(self) -> str:
-        return self.job_store_url or f"sqlite:///{self.home / 'jobs.db'}"
+        if self.job_store_url:
+            return self.job_store_url
+        if self.profile == "distributed":
+            # The same database as Dagster's storage, through the job store's driver, in a
+            # schema of its own (Dagster has a table named jobs too).
+            rest = self.dagster_postgres_url.split("://", 1)[1]
+            joiner = "&" if "?" in rest else "?"
+            return f"postgresql+psycopg://{rest}{joiner}options=-csearch_path%3Dchar_pipeline"
+        return f"sqlite:///{self.home / 'jobs.db'}"
 
     @property
     def manifest_root(self) -> str:

@@ -6,6 +6,7 @@ workers and Dagster runs can share it) or any SQLAlchemy URL (PostgreSQL) by set
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -175,8 +176,21 @@ class StoreBase:
             sa.event.listen(self.engine, "connect", _enable_sqlite_wal)
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
+            self._create_schema(url)
         metadata.create_all(self.engine)
         self._add_missing_columns()
+
+    def _create_schema(self, url: str) -> None:
+        """Create the PostgreSQL schema a URL's ``options=-csearch_path=NAME`` names: the job
+        store's tables then live apart from others in the database (Dagster's has a ``jobs``
+        table too, in the distributed profile's shared database)."""
+        options = sa.engine.make_url(url).query.get("options", "")
+        if isinstance(options, tuple):
+            options = " ".join(options)
+        match = re.search(r"-c\s*search_path=([A-Za-z_][A-Za-z0-9_]*)", options)
+        if match:
+            with self.engine.begin() as connection:
+                connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{match.group(1)}"'))
 
     def _add_missing_columns(self) -> None:
         """Add nullable columns that newer versions introduced to tables made by older ones."""
