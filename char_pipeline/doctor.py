@@ -184,7 +184,12 @@ def dagster_checks(settings: Settings) -> list[Check]:
         from char_pipeline.runner import prepare_instance
 
         home = prepare_instance(settings)
-        return Check("dagster instance", True, str(home))
+        where = (
+            f"PostgreSQL {_without_password(settings.dagster_postgres_url)} (distributed profile)"
+            if settings.profile == "distributed"
+            else "SQLite (embedded default)"
+        )
+        return Check("dagster instance", True, f"{home}, storage in {where}")
 
     checks = [_guarded("dagster instance", instance)]
     if settings.code_server:
