@@ -80,6 +80,55 @@ def _load(base: str, key: str, path: str, args) -> str:
     )
 
 
+def _small_jobs(client, base: str, headers: dict, reference_id: str, count: int) -> str:
+    bodies = []
+    for index in range(count):
+        length = 12 + (index * 7) % 13  # 12–24 frames
+        z = client.post(f"/v1/control/latent?length={length}&seed={9000 + index}").json()
+        bodies.append(
+            {
+                "reference_image_id": reference_id,
+                "control_type": "latent",
+                "z_sequence": z["z_sequence"],
+                "resolution": "256x256",
+                "fps": 24,
+                "async": True,
+            }
+        )
+    answers: list[float] = []
+    job_ids: list[str] = []
+    lock = threading.Lock()
+
+    def submit(slot: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as own:
+            for body in bodies[slot::4]:
+                sent = time.perf_counter()
+                response = own.post("/v1/generate/video", json=body)
+                assert response.status_code == 202, response.text
+                with lock:
+                    answers.append(time.perf_counter() - sent)
+                    job_ids.append(response.json()["job_id"])
+
+    started = time.perf_counter()
+    clients = [threading.Thread(target=submit, args=(slot,)) for slot in range(4)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join()
+    pending = set(job_ids)
+    while pending:
+        for job_id in list(pending):
+            job = client.get(f"/v1/jobs/{job_id}?wait=10").json()
+            if job["status"] in ("completed", "failed", "cancelled"):
+                assert job["status"] == "completed", job
+                pending.discard(job_id)
+    elapsed = time.perf_counter() - started
+    return (
+        f"{count} async jobs of 12–24 frames at 256x256, 4 clients: all completed in {elapsed:.1f} s "
+        f"({count / elapsed * 60:.0f} jobs/minute); submissions answered in max {max(answers) * 1000:.0f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=40, help="timed frame requests")
@@ -89,6 +138,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--long-polls", type=int, default=10, help="timed long polls")
+    parser.add_argument(
+        "--small-jobs", type=int, default=40, help="async 12–24-frame 256x256 jobs, 4 clients"
+    )
     parser.add_argument("--skip-jobs", action="store_true", help="only frames and job polling")
     args = parser.parse_args()
 
@@ -242,6 +294,9 @@ def main() -> None:
         print(
             f"long poll, status change → answer ({len(latencies)} jobs): p50 {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms"
         )
+        # 6. Many small jobs: four clients submit them at once; time until all completed.
+        if args.small_jobs:
+            print(_small_jobs(client, base, headers, reference_id, args.small_jobs))
     finally:
         server.stop()
 

@@ -53,7 +53,10 @@ def render_batch(
 
     def render_task(task: dict) -> tuple[dict, dict | None, str | None]:
         job_id, reference_id = task["job_id"], task["reference_image_id"]
-        jobs.store.start_job(job_id, context.run.run_id)
+        if not jobs.store.start_job(job_id, context.run.run_id):
+            job = jobs.store.get_job(job_id)
+            if job is None or job.status not in ("pending", "processing"):
+                return task, None, f"skipped: the job is {job.status if job else 'gone'}"
         samples: list[float] = []
         last_report = [0.0]
         try:

@@ -129,12 +129,26 @@ def job_submission_sensor(
         if job.reference_image_id not in known:
             new_partitions.append(job.reference_image_id)
             known.add(job.reference_image_id)
-        # Batch tasks of one group (created in one transaction) share one run.
-        groups.setdefault(job.request.get("group") or job.id, []).append(job)
-    for group, members in groups.items():
-        run_requests.append(
-            run_request_for_jobs(members, 1, run_key=group if len(members) > 1 else members[0].id)
-        )
+        # Batch tasks of one group (created in one transaction) share one run; so do the
+        # video jobs this tick found that render alike (size, rate, format, compute type).
+        groups.setdefault(job.request.get("group") or tick_group(job), []).append(job)
+    for group, everyone in groups.items():
+        ticked = group.startswith(TICK_GROUP)
+        size = TICK_GROUP_MAX if ticked else len(everyone)
+        for start in range(0, len(everyone), size):
+            members = everyone[start : start + size]
+            if len(members) == 1:
+                run_requests.append(run_request_for_jobs(members, 1, run_key=members[0].id))
+            elif ticked:
+                # Many small jobs: one run launch for all of them instead of one each, each
+                # still its own job, status, callback and failure (assets/batch.py).
+                run_requests.append(
+                    run_request_for_jobs(
+                        members, 1, run_key=f"{group}:{members[0].id}", batch=True
+                    )
+                )
+            else:
+                run_requests.append(run_request_for_jobs(members, 1, run_key=group))
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[reference_partitions.build_add_request(new_partitions)]
@@ -144,7 +158,22 @@ def job_submission_sensor(
     )
 
 
-def run_request_for_jobs(jobs: list, attempt: int, run_key: str) -> dg.RunRequest:
+TICK_GROUP = "tick"
+TICK_GROUP_MAX = 32  # jobs per grouped run: a failed run retries at most this many
+
+
+def tick_group(job) -> str:
+    """The group of an ungrouped job found in one sensor tick: video jobs that render alike
+    share a run; a nerf job is its own."""
+    if job.kind != "video":
+        return job.id
+    request = job.request
+    return f"{TICK_GROUP}:{request['resolution']}:{request['fps']}:{request['format']}:{job.gpu_type}:{job.instance_count}"
+
+
+def run_request_for_jobs(
+    jobs: list, attempt: int, run_key: str, batch: bool = False
+) -> dg.RunRequest:
     first = jobs[0]
     tags = {
         JOB_IDS_TAG: ",".join(job.id for job in jobs),
@@ -156,7 +185,7 @@ def run_request_for_jobs(jobs: list, attempt: int, run_key: str) -> dg.RunReques
     }
     if len(jobs) == 1:
         tags[JOB_ID_TAG] = first.id
-    if len({job.reference_image_id for job in jobs}) > 1:
+    if batch or len({job.reference_image_id for job in jobs}) > 1:
         # A batch across references: one op run renders them all (assets/batch.py).
         return dg.RunRequest(
             run_key=run_key,

@@ -165,17 +165,14 @@ def test_cancel_sensor_stops_the_run_of_a_cancelled_job(api, present_id, tmp_pat
     import dagster as dg
 
     from char_pipeline.definitions import build_definitions
-    from char_pipeline.sensors.jobs import job_cancel_sensor, job_submission_sensor
+    from char_pipeline.sensors.jobs import job_cancel_sensor, run_request_for
 
     auth = teammate(api, "stopper")
     job_id = _submit(api, auth, present_id, 97)
     defs = build_definitions(api.state.settings)
     resources = {"jobs": defs.resources["jobs"]}
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        result = job_submission_sensor(
-            dg.build_sensor_context(instance=instance, resources=resources)
-        )
-        (request,) = [r for r in result.run_requests if r.run_key == job_id]
+        request = run_request_for(api.state.jobs.get_job(job_id), 1)
         run = instance.create_run_for_job(
             defs.resolve_job_def(request.job_name),
             run_config=request.run_config,
