@@ -143,9 +143,7 @@ def job_submission_sensor(
                 # Many small jobs: one run launch for all of them instead of one each, each
                 # still its own job, status, callback and failure (assets/batch.py).
                 run_requests.append(
-                    run_request_for_jobs(
-                        members, 1, run_key=f"{group}:{members[0].id}", batch=True
-                    )
+                    run_request_for_jobs(members, 1, run_key=f"{group}:{members[0].id}", batch=True)
                 )
             else:
                 run_requests.append(run_request_for_jobs(members, 1, run_key=group))
