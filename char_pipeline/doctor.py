@@ -172,6 +172,31 @@ def service_checks(settings: Settings) -> list[Check]:
     return checks
 
 
+def profile_check(settings: Settings) -> Check:
+    """The distributed profile runs processes on several machines: what they share must not be
+    per process (rate limits in memory) or per machine (artifacts in a local folder)."""
+    if settings.profile != "distributed":
+        return Check("profile", True, "embedded (one machine: SQLite, local artifacts)", False)
+    problems = []
+    if not settings.rate_limit_storage.startswith(("redis", "rediss")):
+        problems.append(
+            f"rate limits are counted per process ({settings.rate_limit_storage}): "
+            "set CHAR_RATE_LIMIT_STORAGE=redis://host:6379/0"
+        )
+    if "://" not in settings.artifacts_root or settings.artifacts_root.startswith("file://"):
+        problems.append(
+            f"artifacts are in a folder of one machine ({settings.artifacts_root}): "
+            "set CHAR_ARTIFACTS_URL=s3://bucket/prefix (or another shared fsspec URL)"
+        )
+    if problems:
+        return Check("profile", False, "distributed, but " + "; ".join(problems))
+    return Check(
+        "profile",
+        True,
+        "distributed (Dagster and jobs on PostgreSQL, limits in Redis, shared artifacts)",
+    )
+
+
 def _without_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
@@ -213,6 +238,7 @@ def run_checks(settings: Settings) -> list[Check]:
         _guarded("lock", lock_check, required=False),
         *model_checks(),
         health.job_store(settings),
+        profile_check(settings),
         *service_checks(settings),
         *dagster_checks(settings),
     ]

@@ -92,3 +92,27 @@ def test_the_distributed_profile_names_what_it_needs(monkeypatch):
     monkeypatch.delenv("CHAR_DAGSTER_POSTGRES_URL", raising=False)
     with pytest.raises(ValidationError, match="CHAR_DAGSTER_POSTGRES_URL"):
         Settings(profile="distributed")
+
+
+def test_doctor_names_what_the_distributed_profile_still_lacks(tmp_path, monkeypatch):
+    from char_pipeline.doctor import profile_check
+
+    monkeypatch.delenv("CHAR_DAGSTER_POSTGRES_URL", raising=False)
+    embedded = profile_check(Settings(pipeline_home=tmp_path))
+    assert embedded.ok and not embedded.required
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    half = profile_check(
+        Settings(pipeline_home=tmp_path, profile="distributed", dagster_postgres_url=url)
+    )
+    assert not half.ok and half.required
+    assert "CHAR_RATE_LIMIT_STORAGE=redis://" in half.detail and "CHAR_ARTIFACTS_URL" in half.detail
+    whole = profile_check(
+        Settings(
+            pipeline_home=tmp_path,
+            profile="distributed",
+            dagster_postgres_url=url,
+            rate_limit_storage="redis://127.0.0.1:6379/0",
+            artifacts_url="s3://char/prod",
+        )
+    )
+    assert whole.ok, whole.detail
