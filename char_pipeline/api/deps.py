@@ -90,9 +90,6 @@ def authenticator(bucket: str = STANDARD) -> Callable[..., ApiKey]:
     return dependency
 
 
-authenticate = authenticator(STANDARD)
-
-
 def _rate_limit(request: Request, state: AppState, key_id: str, bucket: str) -> None:
     limiter = state.limiter
     limits = state.limits_for(bucket)

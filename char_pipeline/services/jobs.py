@@ -18,7 +18,6 @@ from char_pipeline.services.renders import Renders
 LIST_LIMIT_MAX = 100
 WAIT_SECONDS_MAX = 60.0
 WAIT_POLL_SECONDS = 0.2  # a status change is answered within this (a read of one row)
-KINDS = ("video", "nerf", "batch")
 
 
 def owned(ctx: ServiceContext, job_id: str) -> Job:
