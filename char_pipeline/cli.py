@@ -587,6 +587,34 @@ def _watch(
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A Celery worker of the distributed profile: renders the batch steps of its queues."""
+    import socket
+
+    from char_pipeline.resources.compute import COMPUTE_TYPES
+
+    queues = [queue.strip() for queue in args.queue.split(",") if queue.strip()]
+    unknown = sorted(set(queues) - set(COMPUTE_TYPES))
+    if not queues or unknown:
+        print(
+            f"--queue takes compute types ({', '.join(COMPUTE_TYPES)}), not {', '.join(unknown) or 'nothing'}",
+            file=sys.stderr,
+        )
+        return 2
+    from char_pipeline.workers import DEFAULT_QUEUE
+    from char_pipeline.workers.app import app
+
+    name = args.name or f"{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
+    # solo pool: one step at a time in this process (a render uses the cores itself), and a
+    # kill -9 takes the step with it, so the broker hands it to another worker.
+    app.worker_main(
+        ["worker", "--pool", "solo", "--queues", ",".join([*queues, DEFAULT_QUEUE])]
+        + ["--hostname", name]
+        + ["--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]
+    )
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """One line per check; exit 1 when something required is broken."""
     import json
@@ -642,6 +670,16 @@ def main(argv: list[str] | None = None) -> int:
         "--code-server-port", type=int, default=0, help="default: a free port on --host"
     )
     serve.set_defaults(handler=cmd_serve)
+    worker = commands.add_parser(
+        "worker",
+        help="Run a Celery worker for batch steps (distributed profile, docs/scaling.md).",
+    )
+    worker.add_argument(
+        "--queue", default="cpu", help="compute types to take work for, e.g. t4 or cpu,t4"
+    )
+    worker.add_argument("--name", default=None, help="worker name (default: queues-pid@host)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(handler=cmd_worker)
     doctor = commands.add_parser(
         "doctor", help="Check versions, models, services and the code location; exit 1 if broken."
     )

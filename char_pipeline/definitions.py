@@ -45,6 +45,19 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
+def build_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """The executor of jobs that do not pin their own (the batch job): in process by
+    default, Celery workers per compute type in the distributed profile (docs/scaling.md).
+    Dagster imports dagster_celery only for the latter."""
+    if settings.resolved_executor == "celery":
+        from dagster_celery import celery_executor
+
+        from char_pipeline.workers import executor_config
+
+        return celery_executor.configured(executor_config(settings), name="celery")
+    return dg.in_process_executor
+
+
 ASSETS = [
     reference_image,
     subject_mask,
@@ -74,6 +87,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         schedules=[backfill_schedule],
         resources=build_resources(settings),
+        executor=build_executor(settings),
     )
 
 

@@ -48,6 +48,24 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql://user:password@host:port/database of the Dagster storage; required by the distributed profile.",
     )
+    executor: Literal["in_process", "celery"] | None = Field(
+        default=None,
+        description="Where a batch's steps run: in_process (the embedded default) or celery "
+        "(the distributed profile's default): Celery workers, one queue per compute type.",
+    )
+    celery_broker_url: str = Field(
+        default="pyamqp://guest:guest@127.0.0.1:5672//",
+        description="Broker of the Celery executor and workers (RabbitMQ, or redis://…).",
+    )
+    celery_backend_url: str = Field(
+        default="rpc://", description="Result backend of the Celery executor and workers."
+    )
+    batch_step_tasks: int | None = Field(
+        default=None,
+        ge=0,
+        description="Tasks per step of a batch run. Default: all in one step in process "
+        "(X-Instance-Count threads), one per step on Celery (each task where a worker is free).",
+    )
     api_port: int = Field(default=8000, description="Port of the API server (char-pipeline serve).")
     public_url: str | None = Field(
         default=None, description="Base URL clients reach the API at (links, status_url)."
@@ -146,6 +164,18 @@ class Settings(BaseSettings):
             joiner = "&" if "?" in rest else "?"
             return f"postgresql+psycopg://{rest}{joiner}options=-csearch_path%3Dchar_pipeline"
         return f"sqlite:///{self.home / 'jobs.db'}"
+
+    @property
+    def resolved_executor(self) -> str:
+        if self.executor:
+            return self.executor
+        return "celery" if self.profile == "distributed" else "in_process"
+
+    @property
+    def resolved_batch_step_tasks(self) -> int:
+        if self.batch_step_tasks is not None:
+            return self.batch_step_tasks
+        return 1 if self.resolved_executor == "celery" else 0
 
     @property
     def manifest_root(self) -> str:

@@ -4,8 +4,6 @@ machine's processes see the same runs and references."""
 
 from __future__ import annotations
 
-import secrets
-
 import dagster as dg
 import pytest
 import sqlalchemy as sa
@@ -14,7 +12,7 @@ from pydantic import ValidationError
 from char_pipeline.jobstore import open_job_store
 from char_pipeline.runner import prepare_instance
 from char_pipeline.settings import Settings
-from tests.services import POSTGRES_URL, require_service
+from tests.services import postgres_database
 
 
 @dg.op
@@ -29,16 +27,8 @@ def hello_job():
 
 @pytest.fixture()
 def database():
-    """A database of its own (Dagster's tables live in its default schema), dropped after."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    name = "char_profile_" + secrets.token_hex(4)
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+    with postgres_database("char_profile") as url:
+        yield url
 
 
 def test_distributed_profile_keeps_dagster_and_jobs_in_postgres(tmp_path, database, monkeypatch):

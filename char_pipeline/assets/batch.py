@@ -1,11 +1,21 @@
-"""One run for a batch's tasks across many references (POST /v1/batch/video, async).
+"""One run for a batch's tasks across many references (POST /v1/batch/video, async, and the
+small jobs one sensor tick groups).
 
 A batch of N videos for N references would otherwise pay N run launches (a few seconds
 each). Dagster runs one partition (or a contiguous range of dynamic partitions) per asset
-run, and a batch's references are any set, so this run is an op job: it renders each
-task's video with X-Instance-Count worker threads and records an AssetMaterialization of
-``video`` for each reference partition it rendered, so the asset's partitions stay true.
-A task that fails on bad input fails its job alone; the others go on.
+run, and a batch's references are any set, so this run is an op job:
+
+    plan_batch ──(one dynamic output per compute type)──▶ render_chunk_<type> × chunks
+
+``plan_batch`` cuts the tasks into chunks (tasks of one reference stay together, so a chunk
+prepares each scene once) and maps them onto the op of the run's compute type, whose
+``dagster-celery/queue`` tag names that type's queue. The executor decides where a chunk
+renders: the embedded default runs them in this process (one chunk of every task, rendered
+with X-Instance-Count threads, as before); the distributed profile's Celery executor sends
+each chunk (one task by default) to a worker of that queue (docs/scaling.md). Each chunk
+records an AssetMaterialization of ``video`` per reference partition it rendered, so the
+asset's partitions stay true. A task that fails on bad input fails its job alone; the
+others go on.
 """
 
 import tempfile
@@ -19,10 +29,14 @@ import numpy as np
 from char_pipeline import catalog
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.render import parse_resolution
-from char_pipeline.resources.compute import ComputeFleet
-from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource
+from char_pipeline.resources.compute import COMPUTE_TYPES, ComputeFleet
+from char_pipeline.resources.jobs import GPU_TYPE_TAG, INSTANCE_COUNT_TAG, JobStoreResource
 from char_pipeline.services import processing
 from char_pipeline.storage import ArtifactStore
+
+# dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG, spelled out so the embedded default does not
+# import Celery to read a constant.
+CELERY_QUEUE_TAG = "dagster-celery/queue"
 
 
 class BatchRenderConfig(dg.Config):
@@ -30,21 +44,50 @@ class BatchRenderConfig(dg.Config):
     resolution: str
     fps: int
     format: str
+    tasks_per_step: int = 0  # 0: every task in one step (in-process threads)
 
 
-@dg.op(description="Render a batch's videos for several references in one run.")
-def render_batch(
+def chunk_tasks(tasks: list[dict], tasks_per_step: int) -> list[list[dict]]:
+    """Tasks in chunks of at most ``tasks_per_step`` (0: one chunk), each reference's tasks
+    consecutive so most chunks hold one reference and prepare its scene once."""
+    ordered = sorted(tasks, key=lambda task: task["reference_image_id"])
+    size = tasks_per_step if tasks_per_step > 0 else max(1, len(ordered))
+    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
+
+
+@dg.op(
+    description="Cut a batch into chunks and map them onto the op of the run's compute type.",
+    out={name: dg.DynamicOut(dict, is_required=False) for name in COMPUTE_TYPES},
+)
+def plan_batch(context: dg.OpExecutionContext, config: BatchRenderConfig):
+    compute_type = context.run.tags.get(GPU_TYPE_TAG)
+    compute_type = compute_type if compute_type in COMPUTE_TYPES else "cpu"
+    chunks = chunk_tasks(config.tasks, config.tasks_per_step)
+    settings = {"resolution": config.resolution, "fps": config.fps, "format": config.format}
+    for index, chunk in enumerate(chunks):
+        yield dg.DynamicOutput(
+            {"tasks": chunk, **settings},
+            mapping_key=f"chunk_{index}",
+            output_name=compute_type,
+        )
+    context.log.info(f"{len(config.tasks)} tasks in {len(chunks)} step(s) on {compute_type}")
+
+
+def render_chunk(
     context: dg.OpExecutionContext,
-    config: BatchRenderConfig,
+    chunk: dict,
     store: dg.ResourceParam[ArtifactStore],
     jobs: JobStoreResource,
     compute: ComputeFleet,
 ) -> None:
-    compute_type = compute.select(context.run.tags.get("char/gpu_type"))
-    width, height = parse_resolution(config.resolution, max_pixels=compute_type.max_render_pixels)
+    """Render one chunk's videos (X-Instance-Count threads); see the module docstring."""
+    tasks = chunk["tasks"]
+    video_format, fps = chunk["format"], chunk["fps"]
+    compute_type = compute.select(context.run.tags.get(GPU_TYPE_TAG))
+    width, height = parse_resolution(chunk["resolution"], max_pixels=compute_type.max_render_pixels)
     renderer = compute_type.make_renderer()
     scenes, references = {}, {}
-    for reference_id in sorted({task["reference_image_id"] for task in config.tasks}):
+    for reference_id in sorted({task["reference_image_id"] for task in tasks}):
         mask_record = store.read_json(catalog.record_key("subject_mask", reference_id))
         identity = store.read_json(catalog.record_key("identity_features", reference_id))
         character = processing.load_character(store, reference_id, mask_record)
@@ -75,17 +118,17 @@ def render_batch(
                     )
 
             with tempfile.TemporaryDirectory() as folder:
-                local = Path(folder) / f"{job_id}.{config.format}"
+                local = Path(folder) / f"{job_id}.{video_format}"
                 info = processing.render_video_file(
                     renderer,
                     scenes[reference_id],
                     z_sequence,
                     local,
-                    video_format=config.format,
-                    fps=config.fps,
+                    video_format=video_format,
+                    fps=fps,
                     on_frame=on_frame,
                 )
-                key = catalog.video_key(reference_id, job_id, config.format)
+                key = catalog.video_key(reference_id, job_id, video_format)
                 uri = store.put_file(local, key)
         except CharPipelineError as exc:  # bad input: this job fails for good, alone
             jobs.store.fail_job(job_id, exc.code, exc.message, {"run_id": context.run.run_id})
@@ -97,8 +140,8 @@ def render_batch(
             task["result_fields"],
             key,
             info,
-            video_format=config.format,
-            fps=config.fps,
+            video_format=video_format,
+            fps=fps,
             renderer=renderer.name,
         )
         jobs.complete(job_id, result, store, task.get("url_ttl"))
@@ -109,7 +152,7 @@ def render_batch(
     workers = max(1, min(4, int(context.run.tags.get(INSTANCE_COUNT_TAG, "1") or 1)))
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(render_task, config.tasks))
+        outcomes = list(pool.map(render_task, tasks))
     for task, video, _ in outcomes:
         if video is None:
             continue
@@ -145,9 +188,24 @@ def render_batch(
         )
 
 
+def render_chunk_op(compute_type: str) -> dg.OpDefinition:
+    """The chunk op of one compute type: its queue tag routes its steps to that type's
+    Celery workers (`char-pipeline worker --queue t4`); in process the tag is ignored."""
+    return dg.op(
+        name=f"render_chunk_{compute_type}",
+        description=f"Render a chunk of a batch's videos on {compute_type}.",
+        tags={CELERY_QUEUE_TAG: compute_type},
+    )(render_chunk)
+
+
+RENDER_CHUNK_OPS = {name: render_chunk_op(name) for name in COMPUTE_TYPES}
+
+
 @dg.job(
-    description="An async batch's videos for several references in one run (one launch, X-Instance-Count workers).",
-    executor_def=dg.in_process_executor,
+    description="An async batch's videos for several references: chunks of tasks as steps, "
+    "rendered where the executor sends them (in process, or Celery workers per compute type).",
 )
 def batch_render_job():
-    render_batch()
+    planned = plan_batch()
+    for name, render_op in RENDER_CHUNK_OPS.items():
+        getattr(planned, name).map(render_op)

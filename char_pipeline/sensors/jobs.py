@@ -50,7 +50,7 @@ def batch_run_config_for(jobs: list) -> dict:
     first = jobs[0].request
     return {
         "ops": {
-            "render_batch": {
+            "plan_batch": {
                 "config": {
                     "tasks": [
                         {
@@ -66,6 +66,7 @@ def batch_run_config_for(jobs: list) -> dict:
                     "resolution": first["resolution"],
                     "fps": first["fps"],
                     "format": first["format"],
+                    "tasks_per_step": get_settings().resolved_batch_step_tasks,
                 }
             }
         }

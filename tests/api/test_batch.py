@@ -185,7 +185,11 @@ def test_async_batch_across_references_is_one_run(api, auth, present_id, image_p
             run_config=request.run_config, instance=instance, tags=request.tags
         )
         assert run.success
-        partitions = {m.partition for m in run.asset_materializations_for_node("render_batch")}
+        events = run.get_asset_materialization_events()
+        partitions = {e.materialization.partition for e in events}
+        # One step in process, on the op (the Celery queue) of the run's compute type.
+        compute_type = request.tags["char/gpu_type"]
+        assert {e.step_key for e in events} == {f"render_chunk_{compute_type}[chunk_0]"}
         assert partitions == {present_id, cat_id}
     views = [api.get(f"/v1/jobs/{job_id}", headers=auth).json() for job_id in job_ids]
     assert [v["status"] for v in views] == ["completed", "completed", "failed"]

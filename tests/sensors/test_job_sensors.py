@@ -84,7 +84,7 @@ def test_small_jobs_found_in_one_tick_share_runs(tmp_path):
     assert grouped == {job.id for job in alike}
     for r in batches:
         assert all(job_tag(job_id) in r.tags for job_id in r.tags["char/job_ids"].split(","))
-        assert len(r.run_config["ops"]["render_batch"]["config"]["tasks"]) == len(
+        assert len(r.run_config["ops"]["plan_batch"]["config"]["tasks"]) == len(
             r.tags["char/job_ids"].split(",")
         )
     singles = {r.run_key: r.job_name for r in requests if r not in batches}
