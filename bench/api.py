@@ -188,7 +188,26 @@ def main() -> None:
             f"POST /v1/generate/frame 720x720 ({len(latencies)} requests, warm): p50 {statistics.median(latencies):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms, max {max(latencies):.0f} ms"
         )
 
-        # 2. Async videos through Dagster, with a timeline per job.
+        # 2. The same 48-frame 720x720 video, sync (rendered in the API process) and async
+        # (through Dagster), side by side; a timeline per async job.
+        sync_seconds = []
+        for seed in range(0 if args.skip_jobs else args.jobs):
+            z_sequence = client.post(f"/v1/control/latent?length=48&seed={3000 + seed}").json()[
+                "z_sequence"
+            ]
+            started = time.perf_counter()
+            answer = client.post(
+                "/v1/generate/video",
+                json={
+                    "reference_image_id": reference_id,
+                    "control_type": "latent",
+                    "z_sequence": z_sequence,
+                    "resolution": "720x720",
+                    "fps": 24,
+                },
+            )
+            assert answer.status_code == 200, answer.text
+            sync_seconds.append(time.perf_counter() - started)
         timelines = []
         for seed in range(0 if args.skip_jobs else args.jobs):
             z_sequence = client.post(f"/v1/control/latent?length=48&seed={1000 + seed}").json()[
@@ -242,6 +261,11 @@ def main() -> None:
                 f"medians — sensor wait + run launch {statistics.median(t['run_started'] for t in timelines):.2f} s, "
                 f"first frame at {statistics.median(t.get('first_frame', t['done']) for t in timelines):.2f} s, "
                 f"encode start {statistics.median(t.get('encoding', t['done']) for t in timelines):.2f} s"
+            )
+            sync = statistics.median(sync_seconds)
+            print(
+                f"the same video sync ({len(sync_seconds)} renders): p50 {sync:.2f} s → async/sync "
+                f"{statistics.median(done) / sync:.1f}×"
             )
 
         # 3. GET /v1/jobs/{id} throughput: wrk when installed (Debian package), else threads.

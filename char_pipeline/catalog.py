@@ -67,7 +67,9 @@ def record_key(asset: str, partition: str) -> str:
 
 def run_output_key(run_id: str, step_key: str, output: str, mapping_key: str | None) -> str:
     """Where the IO manager keeps an op's output (one value per mapping key)."""
-    return f"runs/{run_id}/{step_key}/{output}" + (f"/{mapping_key}" if mapping_key else "") + ".json"
+    return (
+        f"runs/{run_id}/{step_key}/{output}" + (f"/{mapping_key}" if mapping_key else "") + ".json"
+    )
 
 
 def job_sequence_key(job_id: str) -> str:

@@ -607,11 +607,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     name = args.name or f"{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
     # solo pool: one step at a time in this process (a render uses the cores itself), and a
     # kill -9 takes the step with it, so the broker hands it to another worker.
-    app.worker_main(
-        ["worker", "--pool", "solo", "--queues", ",".join([*queues, DEFAULT_QUEUE])]
-        + ["--hostname", name]
-        + ["--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]
-    )
+    argv = ["worker", "--pool", "solo", "--queues", ",".join([*queues, DEFAULT_QUEUE])]
+    argv += [
+        "--hostname",
+        name,
+        "--loglevel",
+        args.loglevel,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    app.worker_main(argv)
     return 0
 
 

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         description="Tasks per step of a batch run. Default: all in one step in process "
         "(X-Instance-Count threads), one per step on Celery (each task where a worker is free).",
     )
+    model_cache: Path | None = Field(
+        default=None,
+        description="Where models derived on this machine are kept (the identity model's ONNX "
+        "copy). Default: $CHAR_PIPELINE_HOME/models.",
+    )
     api_port: int = Field(default=8000, description="Port of the API server (char-pipeline serve).")
     public_url: str | None = Field(
         default=None, description="Base URL clients reach the API at (links, status_url)."
@@ -202,6 +207,11 @@ class Settings(BaseSettings):
     @property
     def home(self) -> Path:
         return self.pipeline_home.expanduser().resolve()
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Models derived on this machine (the identity model's ONNX copy)."""
+        return (self.model_cache or self.home / "models").expanduser().resolve()
 
     @property
     def dagster_home(self) -> Path:

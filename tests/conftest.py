@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +14,10 @@ import skimage
 from char_pipeline.engine.images import load_reference_image
 from char_pipeline.engine.segmentation import segment_subject
 from char_pipeline.storage import ArtifactStore
+
+# One ONNX copy of the identity model for the whole run (tests and the servers they start),
+# instead of an export (~1.5 s) in every temporary data root.
+os.environ.setdefault("CHAR_MODEL_CACHE", tempfile.mkdtemp(prefix="char_test_models_"))
 
 SCIKIT_DATA = Path(skimage.__file__).parent / "data"
 SAMPLE_DATA = Path(matplotlib.get_data_path()) / "sample_data"

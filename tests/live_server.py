@@ -205,7 +205,7 @@ class LiveServer:
     def readiness(self) -> httpx.Response:
         return httpx.get(f"{self.base_url}/readyz", timeout=30)
 
-    def start(self, timeout: float = 120, ready: bool = True) -> LiveServer:
+    def start(self, timeout: float = 120, ready: bool = True, api_workers: int = 1) -> LiveServer:
         """Start serve; wait until /readyz says ready (or, ``ready=False``, until it answers)."""
         command = [
             sys.executable,
@@ -218,6 +218,8 @@ class LiveServer:
             str(self.dagster_port),
             "--code-server-port",
             str(self.code_port),
+            "--workers",
+            str(api_workers),
         ]
         # Its own process group, so kill() reaches every child, run workers included.
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -266,3 +268,54 @@ class LiveServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class LiveWorker:
+    """`char-pipeline worker --queue …` in its own process group and data root (the
+    distributed profile's settings come in ``env``)."""
+
+    def __init__(self, name: str, home: Path, env: dict[str, str], queue: str = "cpu") -> None:
+        self.name = f"{name}@test"
+        self.log = home / "worker.log"
+        home.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "char_pipeline.cli", "worker", "--queue", queue]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*command, "--name", self.name],
+                env={**env, "CHAR_PIPELINE_HOME": str(home)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def ready(self) -> bool:
+        assert self.process.poll() is None, self.log_tail()
+        return "ready." in self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log.read_text(errors="replace").splitlines()
+        return f"{self.name}:\n" + "\n".join(text[-lines:])
+
+
+def purge_queues(broker_url: str, queues: list[str]) -> None:
+    """Drop messages a killed earlier test left in these queues (the broker is shared)."""
+    from kombu import Connection
+
+    with Connection(broker_url.replace("pyamqp://", "amqp://")) as connection:
+        channel = connection.channel()
+        for queue in queues:
+            with contextlib.suppress(Exception):
+                channel.queue_purge(queue)

@@ -68,6 +68,30 @@ def test_helm_values_match_the_compute_types_and_run_tags():
     )
 
 
+def test_one_worker_deployment_per_compute_type_takes_its_queue():
+    from char_pipeline.assets.batch import CELERY_QUEUE_TAG, RENDER_CHUNK_OPS
+
+    documents = list(yaml.safe_load_all((DEPLOY / "k8s" / "workers.yaml").read_text()))
+    by_queue = {}
+    for document in documents:
+        assert document["kind"] == "Deployment"
+        pod = document["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        command = container["command"]
+        assert command[:2] == ["char-pipeline", "worker"]
+        by_queue[command[command.index("--queue") + 1]] = (pod, container)
+    queues = {op.tags[CELERY_QUEUE_TAG] for op in RENDER_CHUNK_OPS.values()}
+    assert set(by_queue) == queues == set(COMPUTE_TYPES)
+    for queue, (pod, container) in by_queue.items():
+        if queue == "cpu":
+            assert "nodeSelector" not in pod and "nvidia.com/gpu" not in str(container)
+            continue
+        wanted = json.loads(k8s_tags(queue)["dagster-k8s/config"])
+        assert pod["nodeSelector"] == wanted["pod_spec_config"]["node_selector"]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "CHAR_CELERY_BROKER_URL" in _env_file()
+
+
 def test_api_manifests_and_image_agree():
     documents = list(yaml.safe_load_all((DEPLOY / "k8s" / "api.yaml").read_text()))
     kinds = {document["kind"]: document for document in documents}

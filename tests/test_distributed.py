@@ -13,13 +13,7 @@ One test, two batches, so the service and the workers start once (~1 minute):
 from __future__ import annotations
 
 import collections
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,61 +21,18 @@ import pytest
 from char_pipeline.catalog import run_output_key
 from char_pipeline.engine.encode import probe_video
 from char_pipeline.storage import ArtifactStore
-from tests.live_server import LiveServer, json_of, upload_reference, wait_until
+from tests.live_server import (
+    LiveServer,
+    LiveWorker,
+    json_of,
+    purge_queues,
+    upload_reference,
+    wait_until,
+)
 from tests.receiver import Receiver
 from tests.services import RABBITMQ_URL, moto_s3, postgres_database, require_service
 
 QUEUE = "t4"  # the batch asks for t4 (X-GPU-Type); the workers take that queue
-
-
-class Worker:
-    """`char-pipeline worker --queue t4` in its own process group and data root."""
-
-    def __init__(self, name: str, home: Path, env: dict[str, str]) -> None:
-        self.name = f"{name}@test"
-        self.log = home / "worker.log"
-        home.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "char_pipeline.cli", "worker", "--queue", QUEUE]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*command, "--name", self.name],
-                env={**env, "CHAR_PIPELINE_HOME": str(home)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def ready(self) -> bool:
-        assert self.process.poll() is None, self.log_tail()
-        return "ready." in self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, lines: int = 30) -> str:
-        text = self.log.read_text(errors="replace").splitlines()
-        return f"{self.name}:\n" + "\n".join(text[-lines:])
-
-
-def purge(queues: list[str]) -> None:
-    """Drop messages a killed earlier test left in these queues (the broker is shared)."""
-    from kombu import Connection
-
-    with Connection(RABBITMQ_URL.replace("pyamqp://", "amqp://")) as connection:
-        channel = connection.channel()
-        for queue in queues:
-            with contextlib.suppress(Exception):
-                channel.queue_purge(queue)
 
 
 def step_workers(instance, run_id: str) -> dict[str, list[str]]:
@@ -166,10 +117,12 @@ def test_batch_steps_fan_out_to_celery_workers_and_survive_a_killed_one(
             "CHAR_SENSOR_INTERVAL_SECONDS": "1",
             "CHAR_OUTBOUND_ALLOW": "127.0.0.1",
         }
-        purge([QUEUE, "dagster"])
+        purge_queues(RABBITMQ_URL, [QUEUE, "dagster"])
         server = LiveServer(tmp_path / "serve", **settings)
         key = server.create_key("distributed")
-        workers = [Worker(name, tmp_path / name, server.env) for name in ("left", "right")]
+        workers = [
+            LiveWorker(name, tmp_path / name, server.env, QUEUE) for name in ("left", "right")
+        ]
         # This test's own view of the shared Dagster instance (environment restored after).
         monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "observer"))
         monkeypatch.setenv("CHAR_DAGSTER_POSTGRES_URL", database)

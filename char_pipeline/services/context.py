@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Self
 
+from char_pipeline.engine.identity import use_onnx_cache
 from char_pipeline.jobstore import JobStore, open_job_store
 from char_pipeline.settings import Settings
 from char_pipeline.storage import ArtifactStore, build_store
@@ -34,6 +35,7 @@ class ServiceContext:
     @classmethod
     def from_settings(cls, settings: Settings, **extra) -> Self:
         """Built from settings alone; ``extra`` fills a subclass's own fields."""
+        use_onnx_cache(settings.model_cache_dir)  # identity without torch (engine/identity.py)
         return cls(
             settings=settings,
             store=build_store(settings),

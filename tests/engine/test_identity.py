@@ -47,3 +47,41 @@ def test_vit_loads_a_local_transformers_model(chelsea, tmp_path, monkeypatch):
     reference, mask = chelsea
     features = identity.extract_identity(reference.rgb, mask.soft, model="vit")
     assert features.model == "vit" and features.feature_dim == 24
+
+
+def test_the_onnx_copy_embeds_like_torch_and_spares_torch_the_import(chelsea, tmp_path):
+    """The first embedding with a cache folder exports the ONNX copy; a fresh process then
+    gets the same vector from it without importing torch."""
+    import json
+    import subprocess
+    import sys
+
+    from char_pipeline.engine.identity import (
+        cnn_onnx_path,
+        subject_crop,
+        torch_cnn_embedding,
+    )
+
+    reference, mask = chelsea
+    crop = subject_crop(reference.rgb, mask.soft)
+    np.save(tmp_path / "crop.npy", crop)
+    probe = (
+        "import json, sys\n"
+        "import numpy as np\n"
+        "from pathlib import Path\n"
+        "from char_pipeline.engine import identity\n"
+        f"identity.use_onnx_cache(Path({str(tmp_path / 'models')!r}))\n"
+        f"vector = identity.cnn_embedding(np.load({str(tmp_path / 'crop.npy')!r}))\n"
+        "print(json.dumps({'vector': vector.tolist(), 'torch': 'torch' in sys.modules}))\n"
+    )
+    runs = []
+    for _ in range(2):  # the first exports (with torch), the second only reads the file
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True
+        )
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert cnn_onnx_path(tmp_path / "models").exists()
+    assert [run["torch"] for run in runs] == [True, False]
+    expected = torch_cnn_embedding(crop)
+    for run in runs:
+        assert np.allclose(np.array(run["vector"]), expected, atol=1e-4)
