@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("CHAR_OUTBOUND_ALLOW", "127.0.0.1")  # the webhook receiver
 
-from tests.services import REDIS_URL, postgres_database  # noqa: E402
+from tests.services import REDIS_URL, postgres_database
 
 PARTITIONS = "reference_image_id"
 
@@ -46,20 +46,18 @@ def partitions(instance, sizes: list[int]) -> list[str]:
     for size in sizes:
         keys = [f"ref_{index:016x}" for index in range(present, size)]
         seconds = sum(
-            timed(lambda chunk=keys[start : start + 1000]: instance.add_dynamic_partitions(
-                PARTITIONS, chunk
-            ))
+            timed(
+                lambda chunk=keys[start : start + 1000]: instance.add_dynamic_partitions(
+                    PARTITIONS, chunk
+                )
+            )
             for start in range(0, len(keys), 1000)
         )
         present = size
-        listed = [
-            timed(lambda: instance.get_dynamic_partitions(PARTITIONS)) for _ in range(3)
-        ]
+        listed = [timed(lambda: instance.get_dynamic_partitions(PARTITIONS)) for _ in range(3)]
+        probes = [f"ref_{i * 7919 % size:016x}" for i in range(200)]
         lookups = timed(
-            lambda: [
-                instance.has_dynamic_partition(PARTITIONS, f"ref_{i * 7919 % size:016x}")
-                for i in range(200)
-            ]
+            lambda probes=probes: [instance.has_dynamic_partition(PARTITIONS, k) for k in probes]
         )
         lines.append(
             f"  {size:>7,} partitions: add {len(keys):,} in {seconds:.1f} s "
@@ -83,35 +81,38 @@ def job_store_writes(url: str, count: int) -> list[str]:
     store = open_job_store(url)
     lines = []
     for threads in (1, 4):
-        ids: list[str] = []
-        lock = threading.Lock()
-
-        def create(n: int) -> None:
-            for _ in range(n):
-                job = store.create_job(
-                    kind="video", reference_image_id="ref_0", request={"resolution": "256x256"}
-                )
-                with lock:
-                    ids.append(job.id)
-
-        def lifecycle(chunk: list[str]) -> None:
-            for job_id in chunk:
-                store.start_job(job_id, "run")
-                store.update_progress(job_id, 50.0, "half")
-                store.complete_job(job_id, {"video_url": "x"})
-
-        per_thread = count // threads
-        created = timed(lambda: _in_threads(create, [per_thread] * threads))
-        chunks = [ids[i::threads] for i in range(threads)]
-        finished = timed(lambda: _in_threads(lifecycle, chunks))
-        total = per_thread * threads
-        lines.append(
-            f"  {threads} thread(s): {total / created:,.0f} creates/s; "
-            f"{3 * total / finished:,.0f} updates/s (start, progress, complete: "
-            f"{total / finished:,.0f} jobs/s through their life)"
-        )
+        lines.append(_store_round(store, threads, count // threads))
     store.engine.dispose()
     return lines
+
+
+def _store_round(store, threads: int, per_thread: int) -> str:
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def create(n: int) -> None:
+        for _ in range(n):
+            job = store.create_job(
+                kind="video", reference_image_id="ref_0", request={"resolution": "256x256"}
+            )
+            with lock:
+                ids.append(job.id)
+
+    def lifecycle(chunk: list[str]) -> None:
+        for job_id in chunk:
+            store.start_job(job_id, "run")
+            store.update_progress(job_id, 50.0, "half")
+            store.complete_job(job_id, {"video_url": "x"})
+
+    created = timed(lambda: _in_threads(create, [per_thread] * threads))
+    chunks = [ids[i::threads] for i in range(threads)]
+    finished = timed(lambda: _in_threads(lifecycle, chunks))
+    total = per_thread * threads
+    return (
+        f"  {threads} thread(s): {total / created:,.0f} creates/s; "
+        f"{3 * total / finished:,.0f} updates/s (start, progress, complete: "
+        f"{total / finished:,.0f} jobs/s through their life)"
+    )
 
 
 def _in_threads(target, arguments: list) -> None:
@@ -134,9 +135,7 @@ def sensors(instance, url: str, jobs_count: int) -> list[str]:
     store = open_job_store(url)
     resource = JobStoreResource(url=url)
     key, _ = store.create_key(name="bench", scopes=["generate:write"])
-    instance.add_dynamic_partitions(
-        PARTITIONS, [f"ref_{index:016x}" for index in range(100_000)]
-    )
+    instance.add_dynamic_partitions(PARTITIONS, [f"ref_{index:016x}" for index in range(100_000)])
     cursor = max((job.seq for job in store.jobs_after(0, limit=100_000)), default=0)
     specs = [
         {
@@ -175,7 +174,7 @@ def sensors(instance, url: str, jobs_count: int) -> list[str]:
     # Webhooks: completed jobs with a callback to a receiver on loopback.
     with Receiver([store.webhook_secrets(key.id)[0]]) as receiver:
         count = 4 * DELIVERIES_PER_TICK
-        for index in range(count):
+        for _ in range(count):
             job = store.create_job(
                 kind="video",
                 reference_image_id="ref_0",
@@ -228,8 +227,10 @@ def api(database: str, seconds: int) -> list[str]:
             picture = Path(skimage.__file__).parent / "data" / "chelsea.png"
             reference_id = upload_reference(client, picture)
             wait_until(
-                lambda: client.get(f"/v1/reference-image/{reference_id}").json()["status"]
-                == "processed",
+                lambda: (
+                    client.get(f"/v1/reference-image/{reference_id}").json()["status"]
+                    == "processed"
+                ),
                 180,
                 "the reference",
             )
@@ -255,18 +256,18 @@ def api(database: str, seconds: int) -> list[str]:
             ("GET /v1/jobs/{id}", f"/v1/jobs/{job_id}", []),
             ("POST /v1/generate/video (async)", "/v1/generate/video", ["-s", str(script)]),
         ):
+            command = [wrk, "-t2", "-c16", f"-d{seconds}s", "-H", f"Authorization: Bearer {key}"]
             output = subprocess.run(
-                [wrk, "-t2", "-c16", f"-d{seconds}s", "-H", f"Authorization: Bearer {key}"]
-                + extra
-                + [f"{server.base_url}{path}"],
+                [*command, *extra, f"{server.base_url}{path}"],
                 capture_output=True,
                 text=True,
                 check=True,
                 timeout=seconds + 60,
             ).stdout
-            rate = next(l.split()[1] for l in output.splitlines() if l.startswith("Requests/sec"))
-            latency = next(l.split()[1:3] for l in output.splitlines() if "Latency" in l)
-            errors = [l.strip() for l in output.splitlines() if "Non-2xx" in l or "Socket" in l]
+            report = output.splitlines()
+            rate = next(line.split()[1] for line in report if line.startswith("Requests/sec"))
+            latency = next(line.split()[1:3] for line in report if "Latency" in line)
+            errors = [line.strip() for line in report if "Non-2xx" in line or "Socket" in line]
             lines.append(
                 f"  {label}: {float(rate):,.0f} requests/s, mean latency {latency[0]} "
                 f"(wrk 2 threads × 16 connections, {seconds} s){' ' + '; '.join(errors) if errors else ''}"
@@ -292,7 +293,9 @@ def main() -> None:
 
     with postgres_database("char_scale") as database:
         home = Path(tempfile.mkdtemp(prefix="char_bench_scale_"))
-        settings = Settings(pipeline_home=home, profile="distributed", dagster_postgres_url=database)
+        settings = Settings(
+            pipeline_home=home, profile="distributed", dagster_postgres_url=database
+        )
         dagster_home = prepare_instance(settings)
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             if "partitions" not in skip:

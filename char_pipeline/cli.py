@@ -462,6 +462,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "DAGSTER_HOME": str(dagster_home),
         "CHAR_API_PORT": str(plan.api_port),
         "CHAR_CODE_SERVER": plan.code_server,
+        "CHAR_DAGSTER_URL": f"http://{plan.host}:{plan.dagster_port}",
         "CHAR_SUPERVISION_DIR": str(supervision_dir),
         **supervision.credentials(),
         # Run-status sensors handle 5 runs per tick by default; a burst of finishing jobs

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         description="The request time limit for Idempotency-Key claims: a claim still in "
         "progress after this long (or whose API process is gone) is released to a retry.",
     )
+    dagster_url: str | None = Field(
+        default=None,
+        description="Base URL of the Dagster webserver (serve sets it): the API submits a lone "
+        "async job's run at once through its GraphQL API; the job sensor stays the safety net.",
+    )
     code_server: str | None = Field(
         default=None,
         description="host:port of the Dagster code server (serve sets it): /readyz and the "

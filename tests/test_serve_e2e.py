@@ -39,6 +39,14 @@ def test_async_video_through_real_processes(tmp_path, image_paths):
             "the job to finish",
         )
         assert job["status"] == "completed", job
+        # The API launched the run at once (not the sensor's next tick), and only that run.
+        import dagster as dg
+
+        from char_pipeline.sensors.jobs import job_tag
+
+        with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={job_tag(job["job_id"]): "1"}))
+        assert [run.tags.get("char/submitted_by") for run in runs] == ["api"]
         video = client.get(job["result"]["video_url"])
         assert video.status_code == 200
         path = tmp_path / "job.mp4"

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -154,15 +155,17 @@ def export_cnn_onnx(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     example = torch.zeros(1, 3, CNN_INPUT_SIZE, CNN_INPUT_SIZE)
-    torch.onnx.export(
-        wrapper,
-        (example,),
-        str(partial),
-        dynamo=False,
-        input_names=["crop"],
-        output_names=["features"],
-        opset_version=17,
-    )
+    with warnings.catch_warnings():  # the exporter's notes on constant folding: not ours to fix
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(partial),
+            dynamo=False,
+            input_names=["crop"],
+            output_names=["features"],
+            opset_version=17,
+        )
     session = ort.InferenceSession(str(partial), providers=["CPUExecutionProvider"])
     ramp = np.linspace(0, 255, CNN_INPUT_SIZE * CNN_INPUT_SIZE * 3).astype(np.uint8)
     probes = [

@@ -39,6 +39,31 @@ class Job:
     account_id: str | None = None
     batch_id: str | None = None
 
+    @classmethod
+    def from_spec(cls, spec: dict) -> Job:
+        """The job a ``create_jobs`` spec (with its job_id) is about to become: enough to
+        build its run before the row exists (services/renders.py)."""
+        return cls(
+            id=spec["job_id"],
+            kind=spec["kind"],
+            status=str(JobStatus.PENDING),
+            progress=0.0,
+            message=None,
+            reference_image_id=spec["reference_image_id"],
+            request=spec["request"],
+            result=None,
+            error=None,
+            api_key_id=spec.get("api_key_id"),
+            callback_url=spec.get("callback_url"),
+            gpu_type=spec.get("gpu_type", "v100"),
+            instance_count=spec.get("instance_count", 1),
+            run_id=None,
+            created_at="",
+            updated_at="",
+            seq=0,
+            account_id=spec.get("account_id"),
+        )
+
 
 @dataclass(frozen=True)
 class JobFilter:
@@ -291,6 +316,16 @@ class Jobs(StoreBase):
                     )
                 )
         return True
+
+    def has_pending(self, kinds: tuple[str, ...] = ("video", "nerf")) -> bool:
+        """Whether any job of these kinds waits for a run (a burst the sensor will group)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(jobs.c.id)
+                .where(jobs.c.kind.in_(kinds), jobs.c.status == str(JobStatus.PENDING))
+                .limit(1)
+            ).first()
+        return row is not None
 
     def open_jobs(
         self,

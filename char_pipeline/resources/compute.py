@@ -8,7 +8,6 @@ the same code runs on dagster-k8s unchanged.
 
 from __future__ import annotations
 
-import json
 import os
 
 import dagster as dg
@@ -16,15 +15,9 @@ import dagster as dg
 from char_pipeline.engine.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from char_pipeline.engine.render import MAX_RENDER_PIXELS, Renderer
 from char_pipeline.engine.renderers import get_renderer
+from char_pipeline.launching import ACCELERATOR_LABELS, GPU_TYPE_TAG, k8s_tags
 
-GPU_TYPE_TAG = "char/gpu_type"
-
-# Node selectors of the usual managed-Kubernetes GPU node pools.
-ACCELERATOR_LABELS = {
-    "v100": "nvidia-tesla-v100",
-    "a100": "nvidia-tesla-a100",
-    "t4": "nvidia-tesla-t4",
-}
+__all__ = ["ACCELERATOR_LABELS", "COMPUTE_TYPES", "ComputeFleet", "ComputeResource", "k8s_tags"]
 
 
 def gpu_present() -> bool:
@@ -121,18 +114,3 @@ class ComputeFleet(dg.ConfigurableResource):
 
     def for_run(self, context: dg.AssetExecutionContext) -> ComputeResource:
         return self.select(context.run.tags.get(GPU_TYPE_TAG))
-
-
-def k8s_tags(gpu_type: str | None) -> dict[str, str]:
-    """dagster-k8s run tags: one GPU and the node pool of that type (nothing for cpu)."""
-    if gpu_type not in ACCELERATOR_LABELS:
-        return {}
-    config = {
-        "container_config": {
-            "resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}
-        },
-        "pod_spec_config": {
-            "node_selector": {"cloud.google.com/gke-accelerator": ACCELERATOR_LABELS[gpu_type]}
-        },
-    }
-    return {"dagster-k8s/config": json.dumps(config, sort_keys=True)}

@@ -5,14 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from char_pipeline.jobstore import JobStore, open_job_store
+from char_pipeline.launching import GPU_TYPE_TAG, INSTANCE_COUNT_TAG, JOB_ID_TAG, JOB_IDS_TAG
 from char_pipeline.links import completion_payload
 from char_pipeline.settings import get_settings
 from char_pipeline.storage import ArtifactStore
 
-JOB_ID_TAG = "char/job_id"
-GPU_TYPE_TAG = "char/gpu_type"
-JOB_IDS_TAG = "char/job_ids"
-INSTANCE_COUNT_TAG = "char/instance_count"
+__all__ = ["GPU_TYPE_TAG", "INSTANCE_COUNT_TAG", "JOB_IDS_TAG", "JOB_ID_TAG", "JobStoreResource"]
 
 
 class JobStoreResource(dg.ConfigurableResource):

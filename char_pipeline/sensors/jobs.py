@@ -2,110 +2,26 @@
 
 import dagster as dg
 
-from char_pipeline import catalog, jobstate
+from char_pipeline import jobstate
 from char_pipeline.assets.batch import batch_render_job
 from char_pipeline.assets.jobs import nerf_request_job, render_request_job
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.failures import innermost_error
-from char_pipeline.resources.compute import k8s_tags
-from char_pipeline.resources.jobs import (
-    GPU_TYPE_TAG,
-    INSTANCE_COUNT_TAG,
+from char_pipeline.launching import (
     JOB_ID_TAG,
     JOB_IDS_TAG,
-    JobStoreResource,
+    TICK_GROUP,
+    TICK_GROUP_MAX,
+    RunSpec,
+    job_tag,
+    run_spec_for,
+    run_spec_for_jobs,
+    tick_group,
 )
+from char_pipeline.resources.jobs import JobStoreResource
 from char_pipeline.settings import get_settings
 
-ATTEMPT_TAG = "char/attempt"
-
-
 REQUEST_JOBS = [render_request_job, nerf_request_job, batch_render_job]
-
-
-def nerf_run_config_for(job) -> dict:
-    """A nerf job's run: its stored trajectory → nerf_video (nerf_model is rebuilt, < 1 s)."""
-    request = job.request
-    return {
-        "ops": {
-            "nerf_video": {
-                "config": {
-                    "trajectory_key": catalog.job_trajectory_key(job.id),
-                    "name": job.id,
-                    "resolution": request["resolution"],
-                    "fps": request["fps"],
-                    "format": request["format"],
-                    "job_result": {
-                        **request["result_fields"],
-                        "cache_ttl": request["cache_ttl"],
-                        "url_ttl": request.get("url_ttl"),
-                    },
-                }
-            }
-        }
-    }
-
-
-def batch_run_config_for(jobs: list) -> dict:
-    first = jobs[0].request
-    return {
-        "ops": {
-            "plan_batch": {
-                "config": {
-                    "tasks": [
-                        {
-                            "job_id": job.id,
-                            "reference_image_id": job.reference_image_id,
-                            "sequence_key": catalog.job_sequence_key(job.id),
-                            "result_fields": job.request["result_fields"],
-                            "cache_ttl": job.request["cache_ttl"],
-                            "url_ttl": job.request.get("url_ttl"),
-                        }
-                        for job in jobs
-                    ],
-                    "resolution": first["resolution"],
-                    "fps": first["fps"],
-                    "format": first["format"],
-                    "tasks_per_step": get_settings().resolved_batch_step_tasks,
-                }
-            }
-        }
-    }
-
-
-def run_config_for(jobs: list) -> dict:
-    """One run for jobs of one reference that share resolution, fps and format."""
-    first = jobs[0].request
-    return {
-        "ops": {
-            "control_sequences": {
-                "config": {
-                    "control_types": [],
-                    "sequences": {job.id: catalog.job_sequence_key(job.id) for job in jobs},
-                }
-            },
-            "frames": {"config": {"resolution": first["resolution"]}},
-            "video": {
-                "config": {
-                    "fps": first["fps"],
-                    "formats": [first["format"]],
-                    "job_results": {
-                        job.id: {
-                            **job.request["result_fields"],
-                            "cache_ttl": job.request["cache_ttl"],
-                            "url_ttl": job.request.get("url_ttl"),
-                        }
-                        for job in jobs
-                    },
-                }
-            },
-        }
-    }
-
-
-def job_tag(job_id: str) -> str:
-    """A tag per job on every run that renders it, so runs are found by job."""
-    return f"char/job.{job_id}"
 
 
 @dg.sensor(
@@ -121,15 +37,21 @@ def job_submission_sensor(
     new_jobs = jobs.store.jobs_after(cursor, limit=200)
     if not new_jobs:
         return dg.SensorResult(skip_reason="No new jobs.")
-    known = set(context.instance.get_dynamic_partitions(reference_partitions.name))
     run_requests, new_partitions = [], []
+    checked: set[str] = set()
     groups: dict[str, list] = {}
     for job in new_jobs:
         if job.kind not in ("video", "nerf") or job.status != "pending":  # batches, cache answers
             continue
-        if job.reference_image_id not in known:
-            new_partitions.append(job.reference_image_id)
-            known.add(job.reference_image_id)
+        if job.request.get("launch"):
+            continue  # its run was launched by the API before the job existed
+        # One indexed lookup per reference of the tick: listing every partition would cost
+        # O(references) per tick (bench/scale.py: 100k partitions).
+        reference_id = job.reference_image_id
+        if reference_id not in checked:
+            checked.add(reference_id)
+            if not context.instance.has_dynamic_partition(reference_partitions.name, reference_id):
+                new_partitions.append(reference_id)
         # Batch tasks of one group (created in one transaction) share one run; so do the
         # video jobs this tick found that render alike (size, rate, format, compute type).
         groups.setdefault(job.request.get("group") or tick_group(job), []).append(job)
@@ -157,62 +79,24 @@ def job_submission_sensor(
     )
 
 
-TICK_GROUP = "tick"
-TICK_GROUP_MAX = 32  # jobs per grouped run: a failed run retries at most this many
-
-
-def tick_group(job) -> str:
-    """The group of an ungrouped job found in one sensor tick: video jobs that render alike
-    share a run; a nerf job is its own."""
-    if job.kind != "video":
-        return job.id
-    request = job.request
-    return f"{TICK_GROUP}:{request['resolution']}:{request['fps']}:{request['format']}:{job.gpu_type}:{job.instance_count}"
-
-
 def run_request_for_jobs(
     jobs: list, attempt: int, run_key: str, batch: bool = False
 ) -> dg.RunRequest:
-    first = jobs[0]
-    tags = {
-        JOB_IDS_TAG: ",".join(job.id for job in jobs),
-        GPU_TYPE_TAG: first.gpu_type,
-        INSTANCE_COUNT_TAG: str(first.instance_count),
-        ATTEMPT_TAG: str(attempt),
-        **{job_tag(job.id): "1" for job in jobs},
-        **k8s_tags(first.gpu_type),
-    }
-    if len(jobs) == 1:
-        tags[JOB_ID_TAG] = first.id
-    if batch or len({job.reference_image_id for job in jobs}) > 1:
-        # A batch across references: one op run renders them all (assets/batch.py).
-        return dg.RunRequest(
-            run_key=run_key,
-            job_name=batch_render_job.name,
-            run_config=batch_run_config_for(jobs),
-            tags=tags,
-        )
-    if first.kind == "nerf":
-        return dg.RunRequest(
-            run_key=run_key,
-            job_name=nerf_request_job.name,
-            partition_key=first.reference_image_id,
-            run_config=nerf_run_config_for(first),
-            tags=tags,
-        )
-    return dg.RunRequest(
-        run_key=run_key,
-        job_name=render_request_job.name,
-        partition_key=first.reference_image_id,
-        run_config=run_config_for(jobs),
-        tags=tags,
-    )
+    return _request(run_spec_for_jobs(jobs, attempt, run_key, batch))
 
 
 def run_request_for(job, attempt: int) -> dg.RunRequest:
     """One job alone (first runs of single jobs, and every retry)."""
-    return run_request_for_jobs(
-        [job], attempt, run_key=job.id if attempt == 1 else f"{job.id}.attempt{attempt}"
+    return _request(run_spec_for(job, attempt))
+
+
+def _request(spec: RunSpec) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=spec.run_key,
+        job_name=spec.job_name,
+        partition_key=spec.partition_key,
+        run_config=spec.run_config,
+        tags=spec.tags,
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Self
+from typing import Any, Self
 
 from char_pipeline.engine.identity import use_onnx_cache
 from char_pipeline.jobstore import JobStore, open_job_store
+from char_pipeline.launching import GraphQLLauncher
 from char_pipeline.settings import Settings
 from char_pipeline.storage import ArtifactStore, build_store
 
@@ -21,6 +22,10 @@ class ServiceContext:
     # Reference processing runs beside the request threads, one at a time: the models
     # load once and the CPU is not oversubscribed.
     processor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
+    # Submits a lone async job's run at once (launching.GraphQLLauncher); None: the job
+    # sensor's next tick does. Calls go through their own thread, after the answer.
+    launcher: Any = None
+    launches: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
     # Whose request this is: references and jobs of other accounts do not exist for it.
     # None is the operator (CLI, Dagster, manifests), who sees everything.
     account: str | None = None
@@ -41,5 +46,6 @@ class ServiceContext:
             store=build_store(settings),
             jobs=open_job_store(settings.resolved_job_store_url),
             signing_key=settings.signing_key(),
+            launcher=GraphQLLauncher(settings.dagster_url) if settings.dagster_url else None,
             **extra,
         )

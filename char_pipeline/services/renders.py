@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import secrets
 import tempfile
 import threading
@@ -36,6 +37,8 @@ from char_pipeline.services.requests import FrameIn, VideoTask
 from char_pipeline.webhooks import OutboundUrlError, check_outbound_url, parse_allowlist
 
 DEFAULT_CACHE_TTL = 24 * 3600
+
+_log = logging.getLogger(__name__)
 
 
 class SceneCache:
@@ -255,7 +258,13 @@ class Renders:
         }
 
     def create_jobs(self, specs: list[dict], url_ttls: list[int | None]) -> list[Job]:
-        """Create the jobs in one transaction; those whose render is cached complete at once."""
+        """Create the jobs in one transaction; those whose render is cached complete at once.
+
+        A lone job (no batch group), when no other job waits, has its run launched before
+        its row exists (``_launch_first``); in a burst, the sensor's next tick groups the
+        waiting jobs into runs."""
+        if len(specs) == 1 and not specs[0]["request"].get("group"):
+            self._launch_first(specs[0])
         jobs = self.ctx.jobs.create_jobs(specs)
         for job, url_ttl in zip(jobs, url_ttls, strict=True):
             cached = self.ctx.jobs.cache_get(job.request["etag"])
@@ -270,6 +279,28 @@ class Renders:
                 )
                 self.ctx.jobs.complete_job(job.id, cached, payload)
         return [self.ctx.jobs.get_job(job.id) for job in jobs]
+
+    def _launch_first(self, spec: dict) -> None:
+        """Launch the job's run now through the instance's run coordinator (the webserver's
+        GraphQL API) instead of on the sensor's next tick (up to 5 s later), then mark the
+        job so the sensor leaves it alone. The run is launched *before* the job row exists,
+        so the sensor can never request a second one; if the launch fails the job is created
+        unmarked and the sensor requests its run as for any job. (The run reaches the job
+        row a few seconds later, after its queue and process start.)"""
+        request = spec["request"]
+        if (
+            self.ctx.launcher is None
+            or self.ctx.jobs.cache_get(request["etag"]) is not None  # answered from the cache
+            or self.ctx.jobs.has_pending()  # a burst: grouped runs serve it better
+        ):
+            return
+        job = Job.from_spec(spec)
+        try:
+            run_id = self.ctx.launcher.launch(job)
+        except Exception as exc:
+            _log.warning("%s: launching its run at once failed (%s); the sensor will", job.id, exc)
+            return
+        request["launch"] = {"by": "api", "run_id": run_id}
 
     def submit_video(
         self,
