@@ -12,13 +12,15 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from upath import UPath
 
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.render import parse_resolution
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = (
     "reference_image",
@@ -101,6 +103,8 @@ def list_manifests(root: UPath) -> list[UPath]:
 
 
 def read_manifest(data: bytes, suffix: str) -> pd.DataFrame:
+    import pandas as pd  # here, not at import: every run process loads this module
+
     if suffix.lower() == ".parquet":
         frame = pd.read_parquet(io.BytesIO(data))
     else:
@@ -281,6 +285,8 @@ def write_results(
                 "run_id": outcome.get("run_id"),
             }
         )
+    import pandas as pd
+
     frame = pd.DataFrame.from_records(records)
     parquet, csv = results_paths(manifest)
     with parquet.open("wb") as handle:

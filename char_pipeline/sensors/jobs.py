@@ -1,5 +1,7 @@
 """API jobs → Dagster runs, and failed runs → failed jobs."""
 
+import time
+
 import dagster as dg
 
 from char_pipeline import jobstate
@@ -24,6 +26,29 @@ from char_pipeline.settings import get_settings
 REQUEST_JOBS = [render_request_job, nerf_request_job, batch_render_job]
 
 
+# References whose partition this process has seen recently. Listing every partition costs
+# O(references) per tick (238 ms at 100k on PostgreSQL) and one lookup ~12 ms (dagster-postgres
+# opens a connection per query; bench/scale.py), so a tick looks up only references it has not
+# seen in the last few minutes. Partitions are deleted only by the prune sensor, for
+# references nobody used for days, so a stale entry lives at most PARTITION_MEMORY_SECONDS.
+PARTITION_MEMORY_SECONDS = 600.0
+PARTITION_MEMORY_SIZE = 200_000
+_partitions_seen: dict[tuple[str, str], float] = {}
+
+
+def _has_partition(instance: dg.DagsterInstance, reference_id: str) -> bool:
+    now = time.monotonic()
+    memory_key = (str(instance.root_directory), reference_id)  # one entry per instance
+    if _partitions_seen.get(memory_key, 0.0) > now:
+        return True
+    if not instance.has_dynamic_partition(reference_partitions.name, reference_id):
+        return False  # added by this tick's SensorResult; looked up again next time
+    if len(_partitions_seen) >= PARTITION_MEMORY_SIZE:
+        _partitions_seen.clear()
+    _partitions_seen[memory_key] = now + PARTITION_MEMORY_SECONDS
+    return True
+
+
 @dg.sensor(
     jobs=REQUEST_JOBS,
     minimum_interval_seconds=get_settings().sensor_interval_seconds,
@@ -45,12 +70,10 @@ def job_submission_sensor(
             continue
         if job.request.get("launch"):
             continue  # its run was launched by the API before the job existed
-        # One indexed lookup per reference of the tick: listing every partition would cost
-        # O(references) per tick (bench/scale.py: 100k partitions).
         reference_id = job.reference_image_id
         if reference_id not in checked:
             checked.add(reference_id)
-            if not context.instance.has_dynamic_partition(reference_partitions.name, reference_id):
+            if not _has_partition(context.instance, reference_id):
                 new_partitions.append(reference_id)
         # Batch tasks of one group (created in one transaction) share one run; so do the
         # video jobs this tick found that render alike (size, rate, format, compute type).
