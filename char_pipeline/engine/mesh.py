@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.spatial import Delaunay
 
 from char_pipeline.engine.errors import EmptySubjectError
 
@@ -119,6 +118,8 @@ def build_mesh(soft_mask: np.ndarray, rows: int = MESH_ROWS) -> Mesh:
     rows_ = np.clip(candidates[:, 1].astype(int), 0, covered.shape[0] - 1)
     candidates = candidates[inside[rows_, cols] > spacing * 0.5]
     vertices = np.vstack([boundary, candidates])
+    from scipy.spatial import Delaunay  # here: render runs load stored meshes (0.2 s import)
+
     triangles = Delaunay(vertices).simplices.astype(np.int32)
     # Keep triangles whose centroid and edge midpoints lie on the subject.
     a, b, c = (vertices[triangles[:, i]] for i in range(3))
