@@ -190,41 +190,33 @@ def main() -> None:
 
         # 2. The same 48-frame 720x720 video, sync (rendered in the API process) and async
         # (through Dagster), side by side; a timeline per async job.
+        def latent_48(seed: int) -> list:
+            """A new 48-step z sequence per seed: the cache never answers."""
+            return client.post(f"/v1/control/latent?length=48&seed={seed}").json()["z_sequence"]
+
+        def video_48(z: list, run_async: bool) -> httpx.Response:
+            """POST the 48-frame 720x720 video of ``z``, sync or async."""
+            body = {
+                "reference_image_id": reference_id,
+                "control_type": "latent",
+                "z_sequence": z,
+                "resolution": "720x720",
+                "fps": 24,
+            }
+            return client.post("/v1/generate/video", json={**body, "async": run_async})
+
         sync_seconds = []
         for seed in range(0 if args.skip_jobs else args.jobs):
-            z_sequence = client.post(f"/v1/control/latent?length=48&seed={3000 + seed}").json()[
-                "z_sequence"
-            ]
+            z = latent_48(3000 + seed)
             started = time.perf_counter()
-            answer = client.post(
-                "/v1/generate/video",
-                json={
-                    "reference_image_id": reference_id,
-                    "control_type": "latent",
-                    "z_sequence": z_sequence,
-                    "resolution": "720x720",
-                    "fps": 24,
-                },
-            )
+            answer = video_48(z, run_async=False)
             assert answer.status_code == 200, answer.text
             sync_seconds.append(time.perf_counter() - started)
         timelines = []
         for seed in range(0 if args.skip_jobs else args.jobs):
-            z_sequence = client.post(f"/v1/control/latent?length=48&seed={1000 + seed}").json()[
-                "z_sequence"
-            ]
+            z = latent_48(1000 + seed)
             posted = time.perf_counter()
-            accepted = client.post(
-                "/v1/generate/video",
-                json={
-                    "reference_image_id": reference_id,
-                    "control_type": "latent",
-                    "z_sequence": z_sequence,
-                    "resolution": "720x720",
-                    "fps": 24,
-                    "async": True,
-                },
-            )
+            accepted = video_48(z, run_async=True)
             assert accepted.status_code == 202, accepted.text
             marks: dict[str, float] = {}
             while True:
