@@ -124,6 +124,8 @@ def _in_threads(target, arguments: list) -> None:
 
 
 def sensors(instance, url: str, jobs_count: int) -> list[str]:
+    import logging
+
     import dagster as dg
 
     from char_pipeline.jobstore import open_job_store
@@ -132,6 +134,7 @@ def sensors(instance, url: str, jobs_count: int) -> list[str]:
     from char_pipeline.sensors.webhooks import DELIVERIES_PER_TICK, webhook_delivery_sensor
     from tests.receiver import Receiver
 
+    logging.getLogger("dagster").setLevel(logging.WARNING)  # not a line per delivery
     store = open_job_store(url)
     resource = JobStoreResource(url=url)
     key, _ = store.create_key(name="bench", scopes=["generate:write"])
