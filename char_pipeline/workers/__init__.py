@@ -15,26 +15,24 @@ from char_pipeline.settings import Settings
 DEFAULT_QUEUE = "dagster"
 
 
-def celery_config(settings: Settings) -> dict:
-    """Celery settings shared by the executor and the workers.
-
-    acks_late + reject_on_worker_lost: a step's message is acknowledged only when the step
-    is done, so the broker hands the step of a worker that died (kill -9, machine lost) to
-    another worker. Prefetch 1: a worker holds one step at a time, none waiting behind it.
-    """
-    return {
-        "task_default_queue": DEFAULT_QUEUE,
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
-        "broker_connection_retry_on_startup": True,
-    }
+# Celery settings shared by the executor and the workers. acks_late + reject_on_worker_lost:
+# a step's message is acknowledged only when the step is done, so the broker hands the step of
+# a worker that died (kill -9, machine lost) to another worker. Prefetch 1: a worker holds one
+# step at a time, none waiting behind it.
+CELERY_SETTINGS = {
+    "task_default_queue": DEFAULT_QUEUE,
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    "broker_connection_retry_on_startup": True,
+}
 
 
 def executor_config(settings: Settings) -> dict:
-    """The celery_executor's config for the settings (definitions.py)."""
+    """The celery_executor's config for the settings (definitions.py); the workers' app is
+    built from the same (workers/app.py)."""
     return {
         "broker": settings.celery_broker_url,
         "backend": settings.celery_backend_url,
-        "config_source": celery_config(settings),
+        "config_source": dict(CELERY_SETTINGS),
     }

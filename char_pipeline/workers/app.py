@@ -9,16 +9,11 @@ from dagster_celery.tasks import create_task
 
 from char_pipeline.runner import prepare_dagster_home
 from char_pipeline.settings import get_settings
-from char_pipeline.workers import celery_config
+from char_pipeline.workers import executor_config
 
 settings = get_settings()
 # A step's task opens the run's instance from its ref, which names CHAR_DAGSTER_POSTGRES_URL.
 prepare_dagster_home(settings)
-app = make_app(
-    {
-        "broker": settings.celery_broker_url,
-        "backend": settings.celery_backend_url,
-        "config_source": dict_wrapper(celery_config(settings)),
-    }
-)
+config = executor_config(settings)
+app = make_app({**config, "config_source": dict_wrapper(config["config_source"])})
 execute_plan = create_task(app)
