@@ -9,8 +9,7 @@ carries no asset graph (tests/test_layers.py).
 from __future__ import annotations
 
 import json
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from char_pipeline import catalog
 from char_pipeline.settings import get_settings
@@ -27,8 +26,6 @@ RENDER_REQUEST_JOB = "render_request_job"
 NERF_REQUEST_JOB = "nerf_request_job"
 BATCH_RENDER_JOB = "batch_render_job"
 PARTITIONS = "reference_image_id"
-
-_log = logging.getLogger(__name__)
 
 # Node selectors of the usual managed-Kubernetes GPU node pools.
 ACCELERATOR_LABELS = {
@@ -160,7 +157,6 @@ class RunSpec:
     run_config: dict
     tags: dict[str, str]
     partition_key: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def run_spec_for_jobs(jobs: list, attempt: int, run_key: str, batch: bool = False) -> RunSpec:

@@ -26,6 +26,21 @@ def test_definitions_load_and_wire():
     assert defs.resolve_sensor_def("reference_upload_sensor")
 
 
+def test_the_names_the_api_launches_by_are_the_definitions_names():
+    """launching.py names jobs and the partitions without importing them (the API process
+    carries no asset graph): they must be the real ones."""
+    from char_pipeline import launching
+    from char_pipeline.assets.partitions import reference_partitions
+
+    for name in (
+        launching.RENDER_REQUEST_JOB,
+        launching.NERF_REQUEST_JOB,
+        launching.BATCH_RENDER_JOB,
+    ):
+        assert defs.resolve_job_def(name).name == name
+    assert reference_partitions.name == launching.PARTITIONS
+
+
 def test_importing_definitions_does_not_load_heavy_libraries():
     code = "import sys, char_pipeline.definitions; print(','.join(m for m in ('torch', 'onnxruntime', 'transformers', 'diffusers') if m in sys.modules))"
     loaded = subprocess.run(
