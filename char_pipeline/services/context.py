@@ -22,10 +22,9 @@ class ServiceContext:
     # Reference processing runs beside the request threads, one at a time: the models
     # load once and the CPU is not oversubscribed.
     processor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
-    # Submits a lone async job's run at once (launching.GraphQLLauncher); None: the job
-    # sensor's next tick does. Calls go through their own thread, after the answer.
+    # Launches a lone async job's run at once (launching.GraphQLLauncher); None: the job
+    # sensor's next tick does (services/renders.py).
     launcher: Any = None
-    launches: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
     # Whose request this is: references and jobs of other accounts do not exist for it.
     # None is the operator (CLI, Dagster, manifests), who sees everything.
     account: str | None = None
