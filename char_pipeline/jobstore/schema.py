@@ -59,6 +59,9 @@ jobs = sa.Table(
     sa.Column("account_id", sa.String(64), nullable=True),
     sa.Column("batch_id", sa.String(40), nullable=True),
     sa.Index("ix_jobs_account_seq", "account_id", "seq"),
+    # Open jobs by status: the API's "anything pending?" before it launches a run at once,
+    # the reconciler's and the launch watchdog's worklists.
+    sa.Index("ix_jobs_status_kind", "status", "kind"),
 )
 
 # The outbox: one row per callback, written in the same transaction as the job's final
@@ -179,6 +182,7 @@ class StoreBase:
             self._create_schema(url)
         metadata.create_all(self.engine)
         self._add_missing_columns()
+        self._add_missing_indexes()
 
     def _create_schema(self, url: str) -> None:
         """Create the PostgreSQL schema a URL's ``options=-csearch_path=NAME`` names: the job
@@ -191,6 +195,13 @@ class StoreBase:
         if match:
             with self.engine.begin() as connection:
                 connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{match.group(1)}"'))
+
+    def _add_missing_indexes(self) -> None:
+        """Create indexes that newer versions declare on tables made by older ones
+        (create_all makes a table's indexes only with the table)."""
+        for table in metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
 
     def _add_missing_columns(self) -> None:
         """Add nullable columns that newer versions introduced to tables made by older ones."""

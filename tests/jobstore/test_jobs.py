@@ -195,3 +195,6 @@ def test_jobs_from_before_accounts_belong_to_their_key(tmp_path):
     store = JobStore(url)
     assert store.get_job("job_old").account_id == "key_old"
     assert [j.id for j in store.list_jobs("key_old")] == ["job_old"]
+    # Indexes declared since (create_all makes them only with a new table) are added too.
+    indexes = {index["name"] for index in sa.inspect(store.engine).get_indexes("jobs")}
+    assert {"ix_jobs_account_seq", "ix_jobs_status_kind"} <= indexes
