@@ -59,9 +59,8 @@ def chunk_tasks(tasks: list[dict], tasks_per_step: int) -> list[list[dict]]:
     description="Cut a batch into chunks and map them onto the op of the run's compute type.",
     out={name: dg.DynamicOut(dict, is_required=False) for name in COMPUTE_TYPES},
 )
-def plan_batch(context: dg.OpExecutionContext, config: BatchRenderConfig):
-    compute_type = context.run.tags.get(GPU_TYPE_TAG)
-    compute_type = compute_type if compute_type in COMPUTE_TYPES else "cpu"
+def plan_batch(context: dg.OpExecutionContext, config: BatchRenderConfig, compute: ComputeFleet):
+    compute_type = compute.select(context.run.tags.get(GPU_TYPE_TAG)).name
     chunks = chunk_tasks(config.tasks, config.tasks_per_step)
     settings = {"resolution": config.resolution, "fps": config.fps, "format": config.format}
     for index, chunk in enumerate(chunks):

@@ -43,26 +43,56 @@ class Job:
     def from_spec(cls, spec: dict) -> Job:
         """The job a ``create_jobs`` spec (with its job_id) is about to become: enough to
         build its run before the row exists (services/renders.py)."""
+        row = new_job_row(spec, now())
         return cls(
-            id=spec["job_id"],
-            kind=spec["kind"],
-            status=str(JobStatus.PENDING),
-            progress=0.0,
-            message=None,
-            reference_image_id=spec["reference_image_id"],
+            **{name: row[name] for name in _ROW_FIELDS},
             request=spec["request"],
             result=None,
             error=None,
-            api_key_id=spec.get("api_key_id"),
-            callback_url=spec.get("callback_url"),
-            gpu_type=spec.get("gpu_type", "v100"),
-            instance_count=spec.get("instance_count", 1),
             run_id=None,
-            created_at="",
-            updated_at="",
+            created_at=iso(row["created_at"]),
+            updated_at=iso(row["updated_at"]),
             seq=0,
-            account_id=spec.get("account_id"),
         )
+
+
+_ROW_FIELDS = (
+    "id",
+    "kind",
+    "status",
+    "progress",
+    "message",
+    "reference_image_id",
+    "api_key_id",
+    "callback_url",
+    "gpu_type",
+    "instance_count",
+    "attempts",
+    "account_id",
+    "batch_id",
+)
+
+
+def new_job_row(spec: dict, moment: datetime) -> dict:
+    """A new job's row: the one place its defaults live."""
+    return {
+        "id": spec.get("job_id") or "job_" + secrets.token_hex(8),
+        "kind": spec["kind"],
+        "status": str(JobStatus.PENDING),
+        "progress": 0.0,
+        "message": "Queued",
+        "reference_image_id": spec["reference_image_id"],
+        "request": json.dumps(spec["request"]),
+        "api_key_id": spec.get("api_key_id"),
+        "callback_url": spec.get("callback_url"),
+        "gpu_type": spec.get("gpu_type", "v100"),
+        "instance_count": spec.get("instance_count", 1),
+        "attempts": 1,
+        "account_id": spec.get("account_id"),
+        "batch_id": spec.get("batch_id"),
+        "created_at": moment,
+        "updated_at": moment,
+    }
 
 
 @dataclass(frozen=True)
@@ -110,27 +140,7 @@ class Jobs(StoreBase):
     def create_jobs(self, specs: list[dict]) -> list[Job]:
         """Create several jobs in one transaction: a sensor sees all of them or none."""
         moment = now()
-        rows = [
-            {
-                "id": spec.get("job_id") or "job_" + secrets.token_hex(8),
-                "kind": spec["kind"],
-                "status": str(JobStatus.PENDING),
-                "progress": 0.0,
-                "message": "Queued",
-                "reference_image_id": spec["reference_image_id"],
-                "request": json.dumps(spec["request"]),
-                "api_key_id": spec.get("api_key_id"),
-                "callback_url": spec.get("callback_url"),
-                "gpu_type": spec.get("gpu_type", "v100"),
-                "instance_count": spec.get("instance_count", 1),
-                "attempts": 1,
-                "account_id": spec.get("account_id"),
-                "batch_id": spec.get("batch_id"),
-                "created_at": moment,
-                "updated_at": moment,
-            }
-            for spec in specs
-        ]
+        rows = [new_job_row(spec, moment) for spec in specs]
         with self.engine.begin() as connection:
             for row in rows:
                 connection.execute(jobs.insert().values(**row))
