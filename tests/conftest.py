@@ -21,6 +21,8 @@ os.environ.setdefault("CHAR_MODEL_CACHE", tempfile.mkdtemp(prefix="char_test_mod
 
 SCIKIT_DATA = Path(skimage.__file__).parent / "data"
 SAMPLE_DATA = Path(matplotlib.get_data_path()) / "sample_data"
+# Children's drawings photographed on paper (AnimatedDrawings' examples, MIT; see its README).
+DRAWINGS = Path(__file__).parent / "data" / "drawings"
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +35,11 @@ def image_paths() -> dict[str, Path]:
         "brick": SCIKIT_DATA / "brick.png",
         "grass": SCIKIT_DATA / "grass.png",
         "gravel": SCIKIT_DATA / "gravel.png",
+        "coffee": SCIKIT_DATA / "coffee.png",
+        "stick_figure": DRAWINGS / "stick_figure.jpg",
+        "pig": DRAWINGS / "pig.jpg",
+        "marker_figure": DRAWINGS / "marker_figure.jpg",
+        "bug": DRAWINGS / "bug.jpg",
     }
 
 
