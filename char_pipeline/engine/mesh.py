@@ -76,9 +76,27 @@ class Mesh:
         return Mesh(self.vertices @ matrix[:, :2].T + matrix[:, 2], self.triangles)
 
 
+# The mesh's outline follows the mask to within this many pixels: corners and thin strokes
+# are kept (an outline resampled every `spacing` pixels cut triangular notches into them).
+OUTLINE_TOLERANCE = 0.6
+
+
+def _outline_vertices(contour: np.ndarray, spacing: float) -> np.ndarray:
+    """The closed outline as a polygon within OUTLINE_TOLERANCE of the contour, its long
+    straight runs subdivided so no outline edge is longer than ``spacing``."""
+    polygon = cv2.approxPolyDP(contour, OUTLINE_TOLERANCE, closed=True)[:, 0, :].astype(np.float64)
+    following = np.roll(polygon, -1, axis=0)
+    pieces = np.maximum(1, np.ceil(np.linalg.norm(following - polygon, axis=1) / spacing))
+    pieces = pieces.astype(int)
+    share = np.concatenate([np.arange(n) / n for n in pieces])
+    start = np.repeat(polygon, pieces, axis=0)
+    return start + share[:, None] * (np.repeat(following, pieces, axis=0) - start)
+
+
 def build_mesh(soft_mask: np.ndarray, rows: int = MESH_ROWS) -> Mesh:
-    """Triangulate the subject: outline vertices every ``spacing`` pixels, interior samples
-    on a staggered grid, Delaunay, and only the triangles that lie on the subject."""
+    """Triangulate the subject: outline vertices within OUTLINE_TOLERANCE of the mask (at most
+    ``spacing`` apart), interior samples on a staggered grid, Delaunay, the triangles that lie
+    on the subject — refined until the mask's solid part is covered."""
     covered = (soft_mask > 8).astype(np.uint8)
     if covered.sum() < 16:
         raise EmptySubjectError("The subject mask is empty; there is nothing to rig.")
@@ -86,25 +104,16 @@ def build_mesh(soft_mask: np.ndarray, rows: int = MESH_ROWS) -> Mesh:
     ys, xs = np.nonzero(covered)
     height = ys.max() - ys.min() + 1
     spacing = max(4.0, height / rows)
-    contours, _ = cv2.findContours(covered, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    outline = []
-    for contour in contours:
-        if cv2.contourArea(contour) < spacing**2:
-            continue
-        points = contour[:, 0, :].astype(np.float64)
-        # Resample the closed outline evenly along its length.
-        closed = np.vstack([points, points[:1]])
-        lengths = np.r_[0, np.cumsum(np.linalg.norm(np.diff(closed, axis=0), axis=1))]
-        count = max(8, int(lengths[-1] / spacing))
-        at = np.linspace(0, lengths[-1], count, endpoint=False)
-        outline.append(
-            np.stack(
-                [np.interp(at, lengths, closed[:, 0]), np.interp(at, lengths, closed[:, 1])], 1
-            )
-        )
+    # Outer outlines and the outlines of holes (the paper seen through a drawn arm's loop):
+    # without the holes' vertices the triangles around a hole cut into the subject beside it.
+    contours, _ = cv2.findContours(covered, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    outline = [
+        _outline_vertices(contour, spacing)
+        for contour in contours
+        if cv2.contourArea(contour) >= spacing**2
+    ]
     if not outline:
         raise EmptySubjectError("The subject is too small to rig.")
-    boundary = np.vstack(outline)
     # Interior: a staggered grid, kept at least half a spacing inside the outline.
     inside = cv2.distanceTransform(covered, cv2.DIST_L2, 3)
     grid_y = np.arange(ys.min() + spacing / 2, ys.max(), spacing * 0.866)
@@ -117,21 +126,82 @@ def build_mesh(soft_mask: np.ndarray, rows: int = MESH_ROWS) -> Mesh:
     cols = np.clip(candidates[:, 0].astype(int), 0, covered.shape[1] - 1)
     rows_ = np.clip(candidates[:, 1].astype(int), 0, covered.shape[0] - 1)
     candidates = candidates[inside[rows_, cols] > spacing * 0.5]
-    vertices = np.vstack([boundary, candidates])
-    from scipy.spatial import Delaunay  # here: render runs load stored meshes (0.2 s import)
-
-    triangles = Delaunay(vertices).simplices.astype(np.int32)
-    # Keep triangles whose centroid and edge midpoints lie on the subject.
-    a, b, c = (vertices[triangles[:, i]] for i in range(3))
-    probes = np.stack([(a + b + c) / 3, (a + b) / 2, (b + c) / 2, (c + a) / 2], 0)
-    px = np.clip(np.round(probes[..., 0]).astype(int), 0, covered.shape[1] - 1)
-    py = np.clip(np.round(probes[..., 1]).astype(int), 0, covered.shape[0] - 1)
-    keep = covered[py, px].all(axis=0)
-    triangles = triangles[keep]
+    # The subject's core (the soft mask's solid part) must be covered by triangles. Delaunay
+    # is not constrained to the outline: where thin parts run close together (a raised arm
+    # beside the head) it joins vertices across the gap, those triangles are dropped, and
+    # the subject loses pieces. Points are added inside what is left uncovered, outline
+    # edges next to it are split, and the subject is triangulated again until it is whole.
+    core = (soft_mask > 127).astype(np.uint8)
+    for _ in range(REFINE_ROUNDS):
+        vertices, triangles = _triangulate(np.vstack([*outline, candidates]), covered)
+        missed = (core > 0) & (_painted(vertices, triangles, core.shape) == 0)
+        if missed.sum() <= REFINE_TOLERANCE:
+            break
+        near = cv2.distanceTransform((~missed).astype(np.uint8), cv2.DIST_L2, 3)
+        outline = [_split_edges_near(polygon, near) for polygon in outline]
+        candidates = np.vstack([candidates, _points_inside(missed, max(2.0, spacing / 4))])
     used = np.unique(triangles)
     remap = np.full(len(vertices), -1, np.int32)
     remap[used] = np.arange(len(used), dtype=np.int32)
     return Mesh(vertices[used], remap[triangles]).without_degenerate()
+
+
+REFINE_ROUNDS = 5
+REFINE_TOLERANCE = 4  # core pixels that may stay uncovered (single pixels at a sharp tip)
+SPLIT_REACH = 3.0  # outline edges within this many pixels of an uncovered pixel are split
+
+
+def _painted(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels the triangles cover (each filled on its own: fillPoly's even-odd rule would
+    cancel shared edges)."""
+    painted = np.zeros(shape, np.uint8)
+    for corners in np.round(vertices[triangles]).astype(np.int32):
+        cv2.fillConvexPoly(painted, corners, 1)
+    return painted
+
+
+def _points_inside(region: np.ndarray, step: float) -> np.ndarray:
+    """Sample points of a region: a grid of ``step`` over it, and each piece's most inward
+    pixel (pieces narrower than the grid still get one)."""
+    ys, xs = np.nonzero(region)
+    on_grid = (np.round(xs / step) * step == xs) & (np.round(ys / step) * step == ys)
+    points = [np.stack([xs[on_grid], ys[on_grid]], 1).astype(np.float64)]
+    count, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+    depth = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
+    for label in range(1, count):
+        piece_y, piece_x = np.nonzero(labels == label)
+        deepest = int(depth[piece_y, piece_x].argmax())
+        points.append(np.array([[piece_x[deepest], piece_y[deepest]]], np.float64))
+    return np.vstack(points)
+
+
+def _split_edges_near(polygon: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """The closed polygon with a midpoint added to every edge near an uncovered pixel."""
+    following = np.roll(polygon, -1, axis=0)
+    middle = (polygon + following) / 2
+    height, width = near.shape
+    probes = np.stack([polygon, middle, following])
+    px = np.clip(np.round(probes[..., 0]).astype(int), 0, width - 1)
+    py = np.clip(np.round(probes[..., 1]).astype(int), 0, height - 1)
+    split = (near[py, px] <= SPLIT_REACH).any(axis=0)
+    split &= np.linalg.norm(following - polygon, axis=1) > 1.0
+    pieces = np.stack([polygon, np.where(split[:, None], middle, np.nan)], axis=1).reshape(-1, 2)
+    return pieces[~np.isnan(pieces[:, 0])]
+
+
+def _triangulate(vertices: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Delaunay triangles of ``vertices`` whose centroid and edge midpoints lie on the subject."""
+    from scipy.spatial import Delaunay  # here: render runs load stored meshes (0.2 s import)
+
+    triangles = Delaunay(vertices).simplices.astype(np.int32)
+    # Outline vertices sit on the mask's boundary pixels: an edge between two of them may
+    # round one pixel outside it, so the probes get a pixel of slack.
+    covered = cv2.dilate(covered, np.ones((3, 3), np.uint8))
+    a, b, c = (vertices[triangles[:, i]] for i in range(3))
+    probes = np.stack([(a + b + c) / 3, (a + b) / 2, (b + c) / 2, (c + a) / 2], 0)
+    px = np.clip(np.round(probes[..., 0]).astype(int), 0, covered.shape[1] - 1)
+    py = np.clip(np.round(probes[..., 1]).astype(int), 0, covered.shape[0] - 1)
+    return vertices, triangles[covered[py, px].all(axis=0)]
 
 
 @functools.lru_cache(maxsize=8)
