@@ -29,6 +29,7 @@ from char_pipeline.engine.controls import (
 )
 from char_pipeline.engine.errors import DeformationError, EmptyFrameError
 from char_pipeline.engine.mesh import Mesh, build_mesh, rasterise, triangle_areas
+from char_pipeline.engine.metrics import torn_area_share
 from char_pipeline.engine.render import (
     LIMB_BONES,
     Character,
@@ -71,6 +72,7 @@ class MeshScene:
     # rising to 1 away from it, so a bust's cut edge stays on the frame border.
     root_weight: np.ndarray | None = None
     rest_area: float = 0.0  # of the rest mesh (frame pixels²), for the collapse guard
+    triangle_area: np.ndarray = field(default_factory=lambda: np.empty(0))  # per triangle, rest
 
 
 def _bone_layers() -> np.ndarray:
@@ -122,11 +124,12 @@ class MeshRenderer:
         pinned, root_weight = _cut_edge_anchors(
             placed.vertices, subject.cut, settings.width, settings.height, unit
         )
-        # A limb the edge cuts (an arm holding something off-frame) still moves: only the
-        # body's own cut (a bust's chest) is held.
-        pinned = pinned[skin[pinned, : len(LIMB_BONES)].sum(axis=1) < 0.5]
+        # Every vertex on a cut edge is held, a limb's too: an arm the photo cut that lifted
+        # its cut end showed the plate below it (the astronaut's helmet arm); the damping in
+        # deform() keeps the rest of that limb from tearing against the pin.
         free = ~np.isin(handles, pinned)  # a pinned vertex follows no bone
         handles, handle_bones = handles[free], handle_bones[free]
+        areas = np.abs(triangle_areas(placed.vertices, placed.triangles))
         data = igl.ARAPData()
         data.max_iter = ARAP_ITERATIONS
         igl.arap_precomputation(
@@ -153,7 +156,8 @@ class MeshRenderer:
             limb_gain=character.limb_gain,
             pinned=pinned,
             root_weight=root_weight,
-            rest_area=float(np.abs(triangle_areas(placed.vertices, placed.triangles)).sum()),
+            rest_area=float(areas.sum()),
+            triangle_area=areas,
         )
 
     def deform(
@@ -161,11 +165,41 @@ class MeshRenderer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The posed mesh vertices (frame pixels) and their depths for one control vector
         (``arap=False``: plain linear blend skinning, for comparison)."""
-        import igl
-
         z = validate_z(z_t)
         unit = scene.subject_height
-        posed_joints = scene.rest_joints + joint_offsets(z) * unit * scene.limb_gain
+        solved = self._solve(scene, z, 1.0, arap)
+        if arap and torn_share(scene, solved) > DAMP_TORN_SHARE:
+            # The pose asks more than the mesh can give without tearing (a limb pinned by a
+            # cut edge, a skeleton guessed on a cat): play as much of it as stays whole.
+            low, high, best = 0.0, 1.0, self._solve(scene, z, 0.0, arap)
+            for _ in range(DAMP_STEPS):
+                gain = (low + high) / 2
+                candidate = self._solve(scene, z, gain, arap)
+                if torn_share(scene, candidate) > DAMP_TORN_SHARE:
+                    high = gain
+                else:
+                    low, best = gain, candidate
+            solved = best
+        # Root motion about the pivot (the bottom centre of the subject's box).
+        angle = float(z[ROOT_ROTATION])
+        scale = float(np.exp(z[ROOT_LOG_SCALE]))
+        squash = float(np.exp(z[ROOT_LOG_SQUASH_X]))
+        shift = np.array([z[ROOT_TX], z[ROOT_TY]], dtype=np.float64) * unit
+        cos, sin = np.cos(-angle), np.sin(-angle)
+        forward = np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale * squash, scale])
+        posed = (solved - scene.pivot) @ forward.T + scene.pivot + shift
+        if scene.root_weight is not None:  # a cut edge does not hop, sway or turn
+            posed = solved + scene.root_weight[:, None] * (posed - solved)
+        _check_not_collapsed(scene, solved)
+        depth = scene.skin @ _bone_depths(z)
+        return posed, depth
+
+    def _solve(self, scene: MeshScene, z: np.ndarray, gain: float, arap: bool) -> np.ndarray:
+        """The mesh posed by the joints of ``z`` at ``gain`` of their offsets (no root motion)."""
+        import igl
+
+        unit = scene.subject_height
+        posed_joints = scene.rest_joints + joint_offsets(z) * unit * scene.limb_gain * gain
         rest_a, rest_b = bone_segments(scene.rest_joints)
         posed_a, posed_b = bone_segments(posed_joints)
         to_posed = _similarities(rest_a, rest_b, posed_a, posed_b)  # (B, 2, 3)
@@ -185,19 +219,7 @@ class MeshRenderer:
                 vertices=len(solved),
                 non_finite=broken,
             )
-        # Root motion about the pivot (the bottom centre of the subject's box).
-        angle = float(z[ROOT_ROTATION])
-        scale = float(np.exp(z[ROOT_LOG_SCALE]))
-        squash = float(np.exp(z[ROOT_LOG_SQUASH_X]))
-        shift = np.array([z[ROOT_TX], z[ROOT_TY]], dtype=np.float64) * unit
-        cos, sin = np.cos(-angle), np.sin(-angle)
-        forward = np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale * squash, scale])
-        posed = (solved - scene.pivot) @ forward.T + scene.pivot + shift
-        if scene.root_weight is not None:  # a cut edge does not hop, sway or turn
-            posed = solved + scene.root_weight[:, None] * (posed - solved)
-        _check_not_collapsed(scene, solved)
-        depth = scene.skin @ _bone_depths(z)
-        return posed, depth
+        return solved
 
     def render(self, scene: MeshScene, z_t: np.ndarray) -> np.ndarray:
         return self.render_layers(scene, z_t)[0]
@@ -232,8 +254,19 @@ def _cut_edge_anchors(
     }
     nearest = np.min([distances[edge] for edge in cut], axis=0)
     pinned = np.flatnonzero(nearest <= PIN_TOLERANCE).astype(np.int64)
-    weight = np.clip(nearest / (ROOT_FADE * unit), 0.0, 1.0)
+    weight = np.clip((nearest - PIN_TOLERANCE) / (ROOT_FADE * unit), 0.0, 1.0)  # 0 when pinned
     return pinned, weight
+
+
+# When more than DAMP_TORN_SHARE of the subject's area is in triangles stretched beyond
+# metrics.TEAR_STRETCH (a smear or a tear), the pose is damped: bisection over DAMP_STEPS on
+# the joint offsets' gain. Well under the check's MAX_TORN_SHARE.
+DAMP_TORN_SHARE = 0.006
+DAMP_STEPS = 6
+
+
+def torn_share(scene: MeshScene, solved: np.ndarray) -> float:
+    return torn_area_share(scene.vertices, solved, scene.triangles, scene.triangle_area)
 
 
 # A posed mesh with less than this share of its rest area lost the subject (a failed solve,

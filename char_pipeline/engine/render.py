@@ -133,7 +133,12 @@ CUT_EDGE_SHARE = 0.03
 
 
 def cut_edges(character: Character) -> tuple[str, ...]:
-    """The image edges that cut the subject (a bust's bottom, a close-up's sides)."""
+    """The image edges that cut the subject (a bust's bottom, a close-up's sides).
+
+    None for a drawing: a figure whose stroke touches the photo's edge is still whole (the
+    sheet was cropped tight), so it is placed whole rather than framed as a close-up."""
+    if character.mask_source == "drawing":
+        return ()
     covered = character.soft_mask > 128
     strips = {
         "left": covered[:, :2].any(axis=1),
@@ -150,18 +155,44 @@ def _similarity(scale: float, reference_xy, frame_xy) -> np.ndarray:
     return np.array([[scale, 0, fx - rx * scale], [0, scale, fy - ry * scale]], dtype=np.float64)
 
 
+# Keeping a cut subject's framing may crop at most this share of its span on an axis cut on
+# one side, and only on that side: a tall bust in a wide frame keeps its head. An axis cut on
+# both sides (a close-up) may be cropped freely; an uncut axis not at all.
+MAX_FRAMING_CROP = 0.2
+
+
 def _photo_framing(character: Character, settings: RenderSettings, cut: tuple[str, ...]):
-    """Cover-fit the whole photo into the frame with every cut edge on the frame's border, so
-    a bust stays a bust (it used to shrink to 72 % and float with a straight cut edge)."""
+    """Cover-fit the photo into the frame with every cut edge on the frame's border, so a bust
+    stays a bust (it used to shrink to 72 % and float with a straight cut edge) — unless that
+    crops more than MAX_FRAMING_CROP of the subject or any of its uncut sides: then the photo
+    is scaled down until it does not, and the scene plate covers the rest of the frame."""
     height, width = character.soft_mask.shape
-    scale = max(settings.width / width, settings.height / height)
     x0, y0, x1, y1 = character.bbox
+    scale = max(settings.width / width, settings.height / height)
+    for low, high, span, frame in (
+        ("left", "right", x1 - x0, settings.width),
+        ("top", "bottom", y1 - y0, settings.height),
+    ):
+        if low in cut and high in cut:
+            continue  # a close-up cut on both sides: closer is still the same close-up
+        croppable = MAX_FRAMING_CROP if (low in cut or high in cut) else 0.0
+        scale = min(scale, frame / max(1.0, span * (1.0 - croppable)))
+    # Both cut edges of an axis must reach the frame's borders, or they float in the frame
+    # as straight lines: that axis is covered even if the other one then crops the subject.
+    for low, high, size, frame in (
+        ("left", "right", width, settings.width),
+        ("top", "bottom", height, settings.height),
+    ):
+        if low in cut and high in cut:
+            scale = max(scale, frame / size)
 
     def offset(low: str, high: str, size: float, frame: float, a: float, b: float) -> float:
         room = size * scale - frame  # how much of the photo the frame crops on this axis
         if (low in cut) == (high in cut):  # centre on the subject, within the photo
-            return float(np.clip((a + b) / 2 * scale - frame / 2, 0, room))
-        return 0.0 if low in cut else room
+            return float(np.clip((a + b) / 2 * scale - frame / 2, min(0.0, room), max(0.0, room)))
+        if low in cut:  # cut side on the border; the far side of the subject stays in frame
+            return float(max(0.0, b * scale - frame)) if room > 0 else 0.0
+        return float(min(room, a * scale)) if room > 0 else room
 
     dx = offset("left", "right", width, settings.width, x0, x1)
     dy = offset("top", "bottom", height, settings.height, y0, y1)
