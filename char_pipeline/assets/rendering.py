@@ -30,9 +30,16 @@ from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.images import contact_sheet, encode_png, sheet_indices
 from char_pipeline.engine.metrics import (
     MAX_COLOUR_DISTANCE,
+    MAX_DARK_FILL_SHARE,
     MAX_JITTER,
+    MAX_TORN_SHARE,
     MAX_WARP_ERROR,
+    MIN_FRAME_COVERAGE_SHARE,
     MIN_IDENTITY_COSINE,
+    MIN_MIRROR_MISMATCH,
+    MIN_SILHOUETTE_IOU,
+    TEAR_STRETCH,
+    PictureTrack,
     TemporalCoherence,
     colour_distance,
     colour_histogram,
@@ -209,6 +216,10 @@ def frames(
         camera_matrix(config.camera_motion, 0.0, width, height)  # a typo fails here, once
     except CharPipelineError as exc:
         raise engine_failure(exc, "Bad background or camera settings") from exc
+    try:
+        picture = processing.scene_picture(renderer, scene, character)
+    except CharPipelineError as exc:
+        raise engine_failure(exc, f"Rendering {reference_id} at rest failed") from exc
     reference_vector = processing.load_npy(store, identity_features["key"])
     reference_histogram = colour_histogram(character.rgb, character.soft_mask)
     previews: dict[str, np.ndarray] = {}
@@ -243,6 +254,7 @@ def frames(
             if (index + 1) % 24 == 0 or index + 1 == count:
                 context.log.info(f"{reference_id} {name}: rendered {index + 1}/{count} frames")
 
+        track = PictureTrack(rest_area=picture["rest_area"])
         processing.render_frames(
             store,
             reference_id,
@@ -252,6 +264,7 @@ def frames(
             scene=scene,
             on_frame=on_frame,
             camera_motion=config.camera_motion,
+            picture=track,
         )
         record = {
             "frames": count,
@@ -260,6 +273,7 @@ def frames(
             "identity_cosine": [round(v, 4) for v in similarity],
             "identity_unmeasured_frames": unmeasured,
             "colour_distance": [round(v, 4) for v in colour],
+            "picture": track.to_json(),
         }
         return name, record, round(time.perf_counter() - started, 3)
 
@@ -285,10 +299,17 @@ def frames(
             "identity_cosine": dg.MetadataValue.json(
                 {k: v["identity_cosine"] for k, v in rendered.items()}
             ),
+            "picture": dg.MetadataValue.json(picture),
             "preview": markdown_images(dict(sorted(previews.items()))),
         }
     )
-    return {"width": width, "height": height, "renderer": renderer.name, "controls": rendered}
+    return {
+        "width": width,
+        "height": height,
+        "renderer": renderer.name,
+        "controls": rendered,
+        "picture": picture,
+    }
 
 
 class VideoConfig(dg.Config):
@@ -330,6 +351,26 @@ class VideoConfig(dg.Config):
             "low_jitter",
             asset="video",
             description=f"Mean joint-track acceleration ≤ {MAX_JITTER} subject heights/frame².",
+        ),
+        dg.AssetCheckSpec(
+            "silhouette_matches_mask",
+            asset="video",
+            description=f"The still character covers its mask: IoU ≥ {MIN_SILHOUETTE_IOU} (no notch, no lost stroke).",
+        ),
+        dg.AssetCheckSpec(
+            "background_clean",
+            asset="video",
+            description=f"The background plate has ≤ {MAX_DARK_FILL_SHARE:.0%} more near-black than the photo's own and no mirrored strip (mismatch ≥ {MIN_MIRROR_MISMATCH}).",
+        ),
+        dg.AssetCheckSpec(
+            "no_tears",
+            asset="video",
+            description=f"No frame stretches more than {MAX_TORN_SHARE:.0%} of the subject past {TEAR_STRETCH}× (tears, smears).",
+        ),
+        dg.AssetCheckSpec(
+            "no_empty_frames",
+            asset="video",
+            description=f"Every frame shows at least {MIN_FRAME_COVERAGE_SHARE:.0%} of the still subject's area.",
         ),
     ],
 )
@@ -462,7 +503,7 @@ def video(
 
 
 def quality_checks(frames: dict, coherence: dict, store: dg.ResourceParam[ArtifactStore]):
-    """The four quality asset checks, each with its figure per control sequence."""
+    """The quality asset checks, each with its figure per control sequence."""
     controls = frames["controls"]
     # A sampled frame the metric could not measure fails the check (it cannot vouch for
     # identity there) and is named, instead of counting as a pass.
@@ -512,4 +553,51 @@ def quality_checks(frames: dict, coherence: dict, store: dg.ResourceParam[Artifa
         check_name="low_jitter",
         passed=all(v <= MAX_JITTER for v in jitter.values()),
         metadata={"jitter": dg.MetadataValue.json(jitter), "threshold": MAX_JITTER},
+    )
+    yield from picture_checks(frames)
+
+
+def picture_checks(frames: dict):
+    """What a viewer sees first: a whole character, a clean background, no tear, no blank."""
+    scene = frames.get("picture") or {}
+    controls = {name: c.get("picture") or {} for name, c in frames["controls"].items()}
+    iou = scene.get("silhouette_iou")
+    yield dg.AssetCheckResult(
+        check_name="silhouette_matches_mask",
+        passed=iou is not None and iou >= MIN_SILHOUETTE_IOU,
+        metadata={"silhouette_iou": iou, "threshold": MIN_SILHOUETTE_IOU},
+    )
+    dark, mirror = scene.get("dark_fill_share"), scene.get("mirror_mismatch")
+    yield dg.AssetCheckResult(
+        check_name="background_clean",
+        passed=dark is not None
+        and dark <= MAX_DARK_FILL_SHARE
+        and mirror is not None
+        and mirror >= MIN_MIRROR_MISMATCH,
+        metadata={
+            "dark_fill_share": dark,
+            "mirror_mismatch": mirror,
+            "max_dark_fill_share": MAX_DARK_FILL_SHARE,
+            "min_mirror_mismatch": MIN_MIRROR_MISMATCH,
+        },
+    )
+    torn = {name: c.get("max_torn_share") for name, c in controls.items()}
+    yield dg.AssetCheckResult(
+        check_name="no_tears",
+        # A renderer without a mesh (warp) cannot tear triangles: nothing to measure.
+        passed=all(v is None or v <= MAX_TORN_SHARE for v in torn.values()),
+        metadata={
+            "max_torn_share": dg.MetadataValue.json(torn),
+            "threshold": MAX_TORN_SHARE,
+            "stretch": TEAR_STRETCH,
+        },
+    )
+    coverage = {name: c.get("min_coverage_share") for name, c in controls.items()}
+    yield dg.AssetCheckResult(
+        check_name="no_empty_frames",
+        passed=all(v is not None and v >= MIN_FRAME_COVERAGE_SHARE for v in coverage.values()),
+        metadata={
+            "min_coverage_share": dg.MetadataValue.json(coverage),
+            "threshold": MIN_FRAME_COVERAGE_SHARE,
+        },
     )

@@ -165,20 +165,31 @@ class MeshRenderer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The posed mesh vertices (frame pixels) and their depths for one control vector
         (``arap=False``: plain linear blend skinning, for comparison)."""
+        posed, depth, _ = self.deform_measured(scene, z_t, arap=arap)
+        return posed, depth
+
+    def deform_measured(
+        self, scene: MeshScene, z_t: np.ndarray, *, arap: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """:meth:`deform`, plus the share of the subject's area torn (stretched past
+        metrics.TEAR_STRETCH) by the joints' pose, which the quality check reads."""
         z = validate_z(z_t)
         unit = scene.subject_height
         solved = self._solve(scene, z, 1.0, arap)
-        if arap and torn_share(scene, solved) > DAMP_TORN_SHARE:
+        torn = torn_share(scene, solved)
+        if arap and torn > DAMP_TORN_SHARE:
             # The pose asks more than the mesh can give without tearing (a limb pinned by a
             # cut edge, a skeleton guessed on a cat): play as much of it as stays whole.
-            low, high, best = 0.0, 1.0, self._solve(scene, z, 0.0, arap)
+            low, high = 0.0, 1.0
+            best, torn = scene.vertices.copy(), 0.0  # no joint motion: the rest mesh
             for _ in range(DAMP_STEPS):
                 gain = (low + high) / 2
                 candidate = self._solve(scene, z, gain, arap)
-                if torn_share(scene, candidate) > DAMP_TORN_SHARE:
+                share = torn_share(scene, candidate)
+                if share > DAMP_TORN_SHARE:
                     high = gain
                 else:
-                    low, best = gain, candidate
+                    low, best, torn = gain, candidate, share
             solved = best
         # Root motion about the pivot (the bottom centre of the subject's box).
         angle = float(z[ROOT_ROTATION])
@@ -192,7 +203,7 @@ class MeshRenderer:
             posed = solved + scene.root_weight[:, None] * (posed - solved)
         _check_not_collapsed(scene, solved)
         depth = scene.skin @ _bone_depths(z)
-        return posed, depth
+        return posed, depth, torn
 
     def _solve(self, scene: MeshScene, z: np.ndarray, gain: float, arap: bool) -> np.ndarray:
         """The mesh posed by the joints of ``z`` at ``gain`` of their offsets (no root motion)."""
@@ -225,12 +236,19 @@ class MeshRenderer:
         return self.render_layers(scene, z_t)[0]
 
     def render_layers(self, scene: MeshScene, z_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        posed, depth = self.deform(scene, z_t)
+        frame, alpha, _ = self.render_measured(scene, z_t)
+        return frame, alpha
+
+    def render_measured(
+        self, scene: MeshScene, z_t: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """The frame, the subject's coverage and the torn area share (see deform_measured)."""
+        posed, depth, torn = self.deform_measured(scene, z_t)
         map_x, map_y = rasterise(
             posed, scene.vertices, scene.triangles, depth, scene.width, scene.height
         )
         subject = warp_subject(scene, map_x, map_y)
-        return composite(scene, subject), subject[..., 3]
+        return composite(scene, subject), subject[..., 3], torn
 
 
 # Vertices this close to a cutting frame border (pixels) are pinned; root motion fades in

@@ -198,3 +198,42 @@ def torn_area_share(
         areas = 0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
     torn = triangle_stretch(rest, posed, triangles) > TEAR_STRETCH
     return float(areas[torn].sum() / max(float(areas.sum()), 1e-9))
+
+
+def scene_picture(
+    rest_alpha: np.ndarray, placed_alpha: np.ndarray, plate: np.ndarray, photo: np.ndarray, mask
+) -> dict[str, float]:
+    """The picture figures of a prepared scene: the still character against its mask, and the
+    background plate (made-up black, mirror images)."""
+    return {
+        "silhouette_iou": round(silhouette_iou(rest_alpha, placed_alpha), 4),
+        "dark_fill_share": round(dark_fill_share(plate, photo, mask), 5),
+        "mirror_mismatch": round(mirror_mismatch(plate), 3),
+        "rest_area": int((rest_alpha > 127).sum()),
+    }
+
+
+@dataclass
+class PictureTrack:
+    """Picture figures of one sequence, streamed frame by frame: the smallest share of the
+    rest pose's subject area that any frame shows, and the largest torn area share."""
+
+    rest_area: int
+    min_coverage_share: float = 1.0
+    max_torn_share: float | None = None
+    frames: int = 0
+
+    def add(self, alpha: np.ndarray, torn_share: float | None) -> None:
+        self.frames += 1
+        covered = float((alpha > 127).sum()) / max(1, self.rest_area)
+        self.min_coverage_share = min(self.min_coverage_share, covered)
+        if torn_share is not None:
+            self.max_torn_share = max(self.max_torn_share or 0.0, torn_share)
+
+    def to_json(self) -> dict:
+        return {
+            "min_coverage_share": round(self.min_coverage_share, 4),
+            "max_torn_share": None
+            if self.max_torn_share is None
+            else round(self.max_torn_share, 5),
+        }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from char_pipeline import catalog
-from char_pipeline.engine.controls import RestPose
+from char_pipeline.engine.controls import RestPose, empty_z
 from char_pipeline.engine.identity import extract_identity
 from char_pipeline.engine.images import (
     ReferenceImage,
@@ -25,6 +25,8 @@ from char_pipeline.engine.images import (
     load_reference_image,
 )
 from char_pipeline.engine.mesh import Mesh
+from char_pipeline.engine.metrics import PictureTrack
+from char_pipeline.engine.metrics import scene_picture as metrics_scene_picture
 from char_pipeline.engine.render import (
     Character,
     Renderer,
@@ -178,8 +180,10 @@ def render_frames(
     scene,
     on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
     camera_motion: str = "none",
+    picture: PictureTrack | None = None,
 ) -> int:
-    """Render each z_t and store it as a PNG frame; ``on_frame(index, frame, alpha)``.
+    """Render each z_t and store it as a PNG frame; ``on_frame(index, frame, alpha)``;
+    ``picture`` collects each frame's coverage and torn area (for the quality checks).
 
     PNG encoding and writing run on two worker threads (OpenCV and zlib release the GIL)
     while the next frame renders; at most a few frames are in flight, so memory stays flat.
@@ -187,8 +191,14 @@ def render_frames(
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="png") as pool:
         pending: deque[Future] = deque()
         count = len(z_sequence)
+        measured = getattr(renderer, "render_measured", None)  # renderers with a mesh
         for index, z_t in enumerate(z_sequence):
-            frame, alpha = renderer.render_layers(scene, z_t)
+            if measured is not None:
+                frame, alpha, torn = measured(scene, z_t)
+            else:
+                (frame, alpha), torn = renderer.render_layers(scene, z_t), None
+            if picture is not None:
+                picture.add(alpha, torn)
             camera = camera_matrix(camera_motion, index / max(count - 1, 1), *frame.shape[1::-1])
             frame, alpha = apply_camera(frame, camera), apply_camera(alpha, camera)
             key = catalog.frame_key(reference_id, control, index)
@@ -202,6 +212,15 @@ def render_frames(
         for future in pending:
             future.result()
     return len(z_sequence)
+
+
+def scene_picture(renderer: Renderer, scene, character: Character) -> dict:
+    """The picture figures of a prepared scene (engine.metrics.scene_picture): the still
+    character rendered against its placed mask, and the background plate."""
+    _, rest_alpha = renderer.render_layers(scene, empty_z())
+    return metrics_scene_picture(
+        rest_alpha, scene.subject[..., 3], scene.background, character.rgb, character.soft_mask
+    )
 
 
 def read_frames(

@@ -64,10 +64,16 @@ def test_one_partition_end_to_end(setup):
         "colour_consistent",
         "temporally_coherent",
         "low_jitter",
+        "silhouette_matches_mask",
+        "background_clean",
+        "no_tears",
+        "no_empty_frames",
         "reference_view_psnr",
         "turntable_silhouette_complete",
     }
     passed = {c.check_name: c.passed for c in checks}
+    for name in ("silhouette_matches_mask", "background_clean", "no_tears", "no_empty_frames"):
+        assert passed[name], next(c for c in checks if c.check_name == name).metadata
     assert passed["reference_view_psnr"] and passed["turntable_silhouette_complete"]
     psnr = next(c for c in checks if c.check_name == "reference_view_psnr")
     assert psnr.metadata["psnr_db"].value >= 25.0
@@ -138,3 +144,32 @@ def test_oversized_image_fails_with_the_limit(setup, tmp_path):
     )
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "the limit is 1,000 pixels" in failure.step_failure_data.error.message
+
+
+def test_picture_checks_fail_on_what_the_old_renderer_made():
+    """The figures bench/quality_sheets.py measured on the old renderer's astronaut (mirror-
+    padded plate, a torn helmet arm) and coffee cup (NaN mesh: an empty frame) fail; today's
+    pass."""
+    from char_pipeline.assets.rendering import picture_checks
+
+    def outcome(scene: dict, control: dict) -> dict[str, bool]:
+        frames = {"picture": scene, "controls": {"pose": {"picture": control}}}
+        return {result.check_name: result.passed for result in picture_checks(frames)}
+
+    old_astronaut = outcome(
+        {"silhouette_iou": 0.996, "dark_fill_share": 0.095, "mirror_mismatch": 0.019},
+        {"max_torn_share": 0.1422, "min_coverage_share": 0.99},
+    )
+    assert not old_astronaut["background_clean"] and not old_astronaut["no_tears"]
+    old_coffee = outcome(
+        {"silhouette_iou": 0.0, "dark_fill_share": 0.085, "mirror_mismatch": 0.112},
+        {"max_torn_share": 1.0, "min_coverage_share": 0.0},
+    )
+    assert not any(old_coffee.values())
+    today = outcome(
+        {"silhouette_iou": 1.0, "dark_fill_share": 0.0, "mirror_mismatch": 1.0},
+        {"max_torn_share": 0.0058, "min_coverage_share": 1.0},
+    )
+    assert all(today.values())
+    # A video made before the picture figures existed cannot vouch for them.
+    assert not outcome({}, {})["silhouette_matches_mask"]
