@@ -1,6 +1,7 @@
 """Contact sheets and picture checks for the demo references and more subjects.
 
-Run: .venv/bin/python bench/quality_sheets.py --out docs/quality/after [--size 384] [--frames 48]
+Run: .venv/bin/python bench/quality_sheets.py --out /tmp/after [--size 384] [--frames 48]
+     .venv/bin/python bench/quality_sheets.py --compare /tmp/before /tmp/after --out docs/quality
 
 Renders every reference (the demo's four, plus a person, an animal, two objects and four
 drawings on paper) with the demo's three controls through the engine alone, writes one
@@ -9,7 +10,8 @@ figures the `video` asset checks use: the rest-pose silhouette against the mask 
 share of the background fill darker than its surroundings, the background's smallest mirror
 mismatch, the largest share of the subject in triangles stretched
 beyond 2× (a tear or smear) and the smallest subject coverage of any frame.
-`figures.json` beside the sheets keeps them. docs/quality.md shows before/after sheets.
+`figures.json` beside the sheets keeps them. ``--compare BEFORE AFTER`` stacks two such
+folders (one made by older code) into one JPEG per reference, as docs/quality.md shows them.
 """
 
 from __future__ import annotations
@@ -110,13 +112,43 @@ def measure(name: str, path: Path, out: Path, size: int, steps: int) -> dict:
     return figures
 
 
+def compare(before: Path, after: Path, out: Path, row_height: int = 104) -> None:
+    """One image per reference: the older code's three sheets over today's, labelled."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in REFERENCES:
+        rows = []
+        for label, folder in (("before", before), ("after", after)):
+            for control in ("pose", "text", "latent"):
+                path = folder / f"{name}_{control}.png"
+                if not path.exists():
+                    continue
+                sheet = cv2.imread(str(path))
+                scale = row_height / sheet.shape[0]
+                sheet = cv2.resize(sheet, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                tag = np.full((row_height, 96, 3), 255, np.uint8)
+                for line, text in enumerate((label, control)):
+                    cv2.putText(tag, text, (6, 40 + 24 * line), 0, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+                rows.append(np.hstack([tag, sheet]))
+        if not rows:
+            continue
+        width = max(row.shape[1] for row in rows)
+        rows = [
+            np.pad(r, ((0, 3), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows
+        ]
+        cv2.imwrite(str(out / f"{name}.jpg"), np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 82])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--only", default="", help="comma-separated reference names")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
     args = parser.parse_args()
+    if args.compare:
+        compare(*args.compare, args.out)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     wanted = {n for n in args.only.split(",") if n} or set(REFERENCES)
     results = {}

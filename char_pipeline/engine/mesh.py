@@ -204,6 +204,9 @@ def _triangulate(vertices: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray,
     return vertices, triangles[covered[py, px].all(axis=0)]
 
 
+SUBPIXEL_BITS = 4  # fixed-point fraction of the corners handed to cv2.fillConvexPoly
+
+
 @functools.lru_cache(maxsize=8)
 def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Every pixel's x and y as flat float32 arrays (read-only, shared between frames)."""
@@ -224,11 +227,11 @@ def rasterise(
     """Backward map of a deformed mesh: (map_x, map_y) float32 H×W, −1 where uncovered.
 
     ``positions`` are the deformed vertices in output pixels, ``sources`` the same vertices
-    where they sample from, ``depth`` per vertex (larger = nearer). Scanline rasterisation,
-    vectorised over all triangles at once: each (triangle, row) pair gets the span of pixel
-    centres inside the triangle, spans expand to pixels, and where triangles overlap the
-    nearer one wins (limbs in front of the body). Each triangle maps output to source
-    pixels by one affine map, so the backward map is exact inside every triangle.
+    where they sample from, ``depth`` per vertex (larger = nearer). Each triangle is filled
+    into an owner image (OpenCV's polygon fill, sub-pixel corners), far to near, so where
+    triangles overlap the nearer one wins (limbs in front of the body). Each triangle maps
+    output to source pixels by one affine map, so the backward map is exact inside every
+    triangle; the fill's edge pixels (at most one past an outer edge) extend its map.
     """
     # Far-to-near rank: where triangles overlap the highest rank wins.
     order = np.argsort(depth[triangles].mean(axis=1), kind="stable")
@@ -242,50 +245,15 @@ def rasterise(
     affine = np.einsum("fki,fjk->fij", sources[triangles], np.linalg.inv(homogeneous))
     affine = affine.astype(np.float32)  # (F, 2, 3): source x, y from (x, y, 1)
 
-    # Rows whose pixel centre (integer y) lies within each triangle's y extent.
-    ys = corners[..., 1]
-    first_row = np.clip(np.ceil(ys.min(axis=1)), 0, height).astype(np.int64)
-    last_row = np.clip(np.floor(ys.max(axis=1)), -1, height - 1).astype(np.int64)
-    rows_per = np.where(drawable, np.maximum(last_row - first_row + 1, 0), 0)
-    pair_tri = np.repeat(np.arange(len(triangles)), rows_per)
-    if pair_tri.size == 0:
-        empty = np.full((height, width), -1.0, np.float32)
-        return empty, empty.copy()
-    pair_y = (
-        np.arange(pair_tri.size)
-        - np.repeat(np.cumsum(rows_per) - rows_per, rows_per)
-        + first_row[pair_tri]
-    ).astype(np.float64)
-    # Where each edge crosses the row; edges that do not cross it are ignored.
-    left = np.full(pair_tri.size, np.inf)
-    right = np.full(pair_tri.size, -np.inf)
-    for i, j in ((0, 1), (1, 2), (2, 0)):
-        p, q = corners[pair_tri, i], corners[pair_tri, j]
-        low_y, high_y = np.minimum(p[:, 1], q[:, 1]), np.maximum(p[:, 1], q[:, 1])
-        crosses = (pair_y >= low_y) & (pair_y <= high_y)
-        dy = q[:, 1] - p[:, 1]
-        flat = np.abs(dy) < 1e-12
-        share = np.where(flat, 0.0, (pair_y - p[:, 1]) / np.where(flat, 1.0, dy))
-        x = p[:, 0] + share * (q[:, 0] - p[:, 0])
-        left = np.where(
-            crosses, np.minimum(left, np.where(flat, np.minimum(p[:, 0], q[:, 0]), x)), left
-        )
-        right = np.where(
-            crosses, np.maximum(right, np.where(flat, np.maximum(p[:, 0], q[:, 0]), x)), right
-        )
-    eps = 1e-4  # a pixel centre on a shared edge belongs to both neighbours: no cracks
-    start = np.clip(np.ceil(left - eps), 0, width).astype(np.int64)
-    stop = np.clip(np.floor(right + eps), -1, width - 1).astype(np.int64)
-    lengths = np.maximum(stop - start + 1, 0)
-    total = int(lengths.sum())
-    owner = np.repeat(pair_tri.astype(np.int32), lengths)
-    pixel = (
-        np.arange(total, dtype=np.int64)
-        - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        + np.repeat(pair_y.astype(np.int64) * width + start, lengths)
-    )
-    winner = np.full(height * width, -1, np.int32)
-    np.maximum.at(winner, pixel, owner)
+    # Which triangle owns each pixel: OpenCV fills each triangle (sub-pixel corners, 4 bits
+    # of fraction) with its rank, far to near, so the nearest one is drawn last and wins.
+    # One C call per triangle (~3 µs) replaced numpy spans expanded to every covered pixel
+    # and a scatter-max over them (~25 ms for a subject that fills a 1280x720 frame).
+    winner = np.full((height, width), -1, np.int32)
+    fixed = np.round(corners * (1 << SUBPIXEL_BITS)).astype(np.int32)
+    for rank in np.flatnonzero(drawable):
+        cv2.fillConvexPoly(winner, fixed[rank], int(rank), cv2.LINE_8, SUBPIXEL_BITS)
+    winner = winner.reshape(-1)
     # One gather per pixel from a small table of affine maps; uncovered pixels (winner -1)
     # take its last row, a sentinel that maps them to -1. Over the whole frame when the
     # subject fills most of it (compacting first cost 30 ms a frame at 720x720 then), over
@@ -293,22 +261,26 @@ def rasterise(
     table = np.concatenate(
         [affine.reshape(len(triangles), 6), np.array([[0, 0, -1, 0, 0, -1]], np.float32)]
     )
+    columns = np.ascontiguousarray(table.T)  # six 1-D tables: takes from them are ~4× faster
     grid_x, grid_y = _pixel_grid(height, width)
     covered = np.flatnonzero(winner >= 0)
     full = covered.size > winner.size // 2
     if full:
-        coefficients, fx, fy = table[winner], grid_x, grid_y
+        owners, fx, fy = winner.astype(np.intp), grid_x, grid_y
     else:
-        coefficients, fx, fy = table[winner[covered]], grid_x[covered], grid_y[covered]
-    maps = [
-        coefficients[:, 3 * axis] * fx
-        + coefficients[:, 3 * axis + 1] * fy
-        + coefficients[:, 3 * axis + 2]
-        for axis in (0, 1)
-    ]
-    if not full:
-        for axis, values in enumerate(maps):
-            maps[axis] = np.full(height * width, -1.0, np.float32)
-            maps[axis][covered] = values
+        owners, fx, fy = winner[covered].astype(np.intp), grid_x[covered], grid_y[covered]
+    maps = []
+    for axis in (0, 1):
+        values = columns[3 * axis].take(owners)
+        values *= fx
+        term = columns[3 * axis + 1].take(owners)
+        term *= fy
+        values += term
+        values += columns[3 * axis + 2].take(owners)
+        if not full:
+            scattered = np.full(height * width, -1.0, np.float32)
+            scattered[covered] = values
+            values = scattered
+        maps.append(values)
     map_x, map_y = maps
     return map_x.reshape(height, width), map_y.reshape(height, width)
