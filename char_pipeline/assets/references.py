@@ -127,7 +127,7 @@ def subject_mask(
             "path": dg.MetadataValue.path(store.uri(segmented.record["mask_key"])),
             "preview": markdown_images(
                 {
-                    "mask": mask.soft,
+                    f"mask ({mask.source})": mask.soft,
                     f"rig ({segmented.record['rig_kind']})": draw_skeleton(
                         cutout, segmented.rest.joints, segmented.rig.to_json()
                     ),

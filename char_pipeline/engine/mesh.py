@@ -143,7 +143,9 @@ def build_mesh(soft_mask: np.ndarray, rows: int = MESH_ROWS) -> Mesh:
     used = np.unique(triangles)
     remap = np.full(len(vertices), -1, np.int32)
     remap[used] = np.arange(len(used), dtype=np.int32)
-    return Mesh(vertices[used], remap[triangles]).without_degenerate()
+    # Rounded as rig.json stores it, so a mesh used in memory and one read back from storage
+    # are the same mesh, and the engine's functions and a Dagster run give the same frames.
+    return Mesh(np.round(vertices[used], 2), remap[triangles]).without_degenerate()
 
 
 REFINE_ROUNDS = 5
