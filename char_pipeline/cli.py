@@ -115,7 +115,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             ),
             on_step=on_step,
             tags={"char/source": "demo"},
-            outputs=("video", "nerf_video"),
+            outputs=("video", "nerf_video", "control_sequences"),
         )
         for outcome in outcomes:
             progress.update(
@@ -133,6 +133,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not outcome.success:
             failures += 1
             console.print(f"   {outcome.error}")
+        controls = ((outcome.outputs or {}).get("control_sequences") or {}).get("controls", {})
+        for name, control in controls.items():
+            if control.get("notice"):  # the motion played is not clearly the one asked for
+                console.print(f"   [yellow]{name}[/]: {control['notice']}", soft_wrap=True)
         for video in outcome.videos:
             console.print(
                 f"   {video['control']:<7} {video['format']:<4} {video['frames']} frames  {video['fps']:g} fps  "

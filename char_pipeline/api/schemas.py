@@ -61,6 +61,11 @@ class TextControlOut(BaseModel):
     overlay: str | None
     matcher: Literal["minilm", "clip", "keyword"]
     similarity: float | None = None
+    notice: str | None = Field(
+        default=None,
+        description="Set when the motion played may not be the one asked for (similarity "
+        "below 0.35, or no motion matched and idle played).",
+    )
     z_sequence: list[list[float]]
 
 

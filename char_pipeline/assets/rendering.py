@@ -99,7 +99,13 @@ def _build_control(
         return z, {"keypoints": source}
     if control_type == "text":
         z, plan = text_sequence(config.text_prompt, config.steps, model=config.text_model)
-        return z, {"prompt": config.text_prompt, "motion": plan.primary, "overlay": plan.overlay}
+        return z, {
+            "prompt": config.text_prompt,
+            "motion": plan.primary,
+            "overlay": plan.overlay,
+            "similarity": None if plan.similarity is None else round(plan.similarity, 4),
+            "notice": plan.notice,
+        }
     if control_type == "latent":
         z = latent_sequence(config.steps, config.latent_seed, config.latent_distribution)
         return z, {"seed": config.latent_seed, "distribution": config.latent_distribution}
@@ -144,7 +150,12 @@ def control_sequences(
         except CharPipelineError as exc:
             raise engine_failure(exc, f"The control sequence {name} is invalid") from exc
         controls[name] = {"control_type": "request", "key": key, "frames": len(z)}
-    context.add_output_metadata({"controls": dg.MetadataValue.json(controls)})
+    notices = {name: c["notice"] for name, c in controls.items() if c.get("notice")}
+    for name, notice in notices.items():
+        context.log.warning(f"{reference_id} {name}: {notice}")
+    context.add_output_metadata(
+        {"controls": dg.MetadataValue.json(controls), "notices": dg.MetadataValue.json(notices)}
+    )
     return {"controls": controls}
 
 

@@ -282,6 +282,8 @@ class MotionPlan:
     params: MotionParams
     matched_words: tuple[str, ...]
     similarity: float | None = None  # MiniLM cosine when the motion was chosen by meaning
+    # Said to the client when the motion played is not clearly the one asked for.
+    notice: str | None = None
 
 
 def plan_motion(prompt: str, model: str = "keyword") -> MotionPlan:
@@ -303,13 +305,30 @@ def plan_motion(prompt: str, model: str = "keyword") -> MotionPlan:
     if while_at is not None:
         found.sort(key=lambda f: (f[0] > while_at, f[0]))
     primary = found[0][1] if found else "idle"
-    similarity = None
+    similarity, notice = None, None
     if not found and model in ("custom-nlp", "clip"):
-        from char_pipeline.engine.text import MIN_SIMILARITY, nearest_motion
+        from char_pipeline.engine.text import (
+            CONFIDENT_SIMILARITY,
+            MIN_SIMILARITY,
+            nearest_motion,
+        )
 
         nearest, similarity = nearest_motion(prompt, model)
         if similarity >= MIN_SIMILARITY:
             primary = nearest
+        if similarity < MIN_SIMILARITY:
+            notice = (
+                f"No motion of the library matches {prompt!r} (nearest: {nearest!r} at "
+                f"similarity {similarity:.2f}, below {MIN_SIMILARITY}); 'idle' was played."
+            )
+        elif similarity < CONFIDENT_SIMILARITY:
+            notice = (
+                f"{prompt!r} is not a motion of the library; the nearest, {nearest!r}, scored "
+                f"similarity {similarity:.2f} (below {CONFIDENT_SIMILARITY}) and was played "
+                "instead — it may not be the motion asked for."
+            )
+    elif not found:
+        notice = f"No motion word of the library in {prompt!r}; 'idle' was played."
     overlay = found[1][1] if len(found) > 1 else None
     speed = float(np.prod([_SPEED_WORDS[w] for w in tokens if w in _SPEED_WORDS] or [1.0]))
     amplitude = float(
@@ -322,7 +341,7 @@ def plan_motion(prompt: str, model: str = "keyword") -> MotionPlan:
     elif "right" in tokens:
         direction = 1.0
     params = MotionParams(speed=speed, amplitude=amplitude, direction=direction, repeats=repeats)
-    return MotionPlan(primary, overlay, params, tuple(f[2] for f in found), similarity)
+    return MotionPlan(primary, overlay, params, tuple(f[2] for f in found), similarity, notice)
 
 
 def motion_sequence(plan: MotionPlan, steps: int) -> np.ndarray:

@@ -36,6 +36,10 @@ MOTION_DESCRIPTIONS = {
     "shake": "shaking the head, saying no, shivering, trembling with cold",
 }
 MIN_SIMILARITY = 0.2
+# Below this cosine the nearest motion is played, but the response says it may not be what
+# was asked ("dab" → bounce at 0.20, "do the floss" → spin at 0.20); paraphrases of library
+# motions score 0.45–0.73 ("say hi with your hand" → wave 0.62, "leap in the air" → jump 0.73).
+CONFIDENT_SIMILARITY = 0.35
 CLIP_MODEL_ENV = "CHAR_CLIP_MODEL_PATH"
 
 

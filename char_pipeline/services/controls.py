@@ -76,6 +76,7 @@ def text_control(ctx: ServiceContext, body: TextControlIn) -> dict:
         "overlay": plan.overlay,
         "matcher": matcher,
         "similarity": None if plan.similarity is None else round(plan.similarity, 4),
+        "notice": plan.notice,
         "z_sequence": [_round(z) for z in z_sequence],
     }
 

@@ -94,6 +94,14 @@ def test_text_control_models(api, auth, present_id):
         },
     ).json()
     assert (literal["matcher"], literal["motion"]) == ("keyword", "jump")
+    assert semantic["notice"] is None and literal["notice"] is None
+    # A prompt no motion is close to: the nearest plays and the response says so.
+    dab = api.post(
+        "/v1/control/text",
+        headers=auth,
+        json={"reference_image_id": present_id, "prompt": "dab", "steps": 4, "model": "custom-nlp"},
+    ).json()
+    assert dab["similarity"] < 0.35 and f"'{dab['motion']}'" in dab["notice"]
     # The seed's default model is CLIP: library words need no encoder, other prompts do —
     # none is installed here, and the API says so.
     keyword = api.post(

@@ -83,3 +83,18 @@ def test_clip_code_path_with_a_tiny_clip_built_here(tmp_path, monkeypatch):
     plan = plan_motion("celebrate the victory", "clip")
     assert plan.primary in text.MOTION_DESCRIPTIONS and plan.similarity is not None
     assert plan_motion("celebrate the victory", "clip") == plan  # deterministic
+
+
+def test_a_prompt_without_a_close_motion_says_so():
+    """'dab' has no library word and maps to bounce at cosine 0.20: the motion plays, and the
+    plan says it may not be what was asked; a paraphrase of a library motion says nothing."""
+    from char_pipeline.engine.motion import plan_motion
+    from char_pipeline.engine.text import CONFIDENT_SIMILARITY
+
+    dab = plan_motion("dab", model="custom-nlp")
+    assert dab.similarity < CONFIDENT_SIMILARITY
+    assert dab.notice and "'dab'" in dab.notice and repr(dab.primary) in dab.notice
+    hop = plan_motion("leap in the air", model="custom-nlp")
+    assert hop.primary == "jump" and hop.notice is None
+    assert plan_motion("wave hello", model="custom-nlp").notice is None  # a library word
+    assert "idle" in plan_motion("ponder", model="keyword").notice
