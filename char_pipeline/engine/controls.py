@@ -228,19 +228,72 @@ def _joint_index(keypoint: Keypoint, position: int) -> int:
     return position
 
 
+# Each joint's kinematic parent (None: a root of the chain). A joint nobody placed follows
+# its parent's offset: a missing wrist moves with its elbow; a missing shoulder stays at rest.
+KINEMATIC_PARENT: dict[str, str | None] = {
+    "nose": None,
+    "left_eye": "nose",
+    "right_eye": "nose",
+    "left_ear": "left_eye",
+    "right_ear": "right_eye",
+    "left_shoulder": None,
+    "right_shoulder": None,
+    "left_elbow": "left_shoulder",
+    "right_elbow": "right_shoulder",
+    "left_wrist": "left_elbow",
+    "right_wrist": "right_elbow",
+    "left_hip": None,
+    "right_hip": None,
+    "left_knee": "left_hip",
+    "right_knee": "right_hip",
+    "left_ankle": "left_knee",
+    "right_ankle": "right_knee",
+}
+
+
+def _fill_from_parents(offsets: np.ndarray, depths: np.ndarray, given: np.ndarray) -> None:
+    """In place: every joint not given takes its nearest given ancestor's offset and depth,
+    or stays at rest (0) when no ancestor was given. COCO order lists parents first."""
+    for joint, name in enumerate(COCO_JOINTS):
+        if given[joint]:
+            continue
+        parent = KINEMATIC_PARENT[name]
+        while parent is not None and not given[JOINT_INDEX[parent]]:
+            parent = KINEMATIC_PARENT[parent]
+        if parent is not None:
+            offsets[joint] = offsets[JOINT_INDEX[parent]]
+            depths[joint] = depths[JOINT_INDEX[parent]]
+
+
 def encode_pose(keypoints: Sequence[Keypoint], rest: RestPose) -> np.ndarray:
     """Encode one frame of keypoints as a z vector relative to the reference's rest pose.
 
-    Joints that are missing or below confidence 0.3 follow the nearest given joint.
-    Unnamed keypoints are read in COCO-17 order.
+    A joint that is missing or below confidence 0.3 follows its nearest placed ancestor in
+    the skeleton (a wrist its elbow), else stays at rest. Unnamed keypoints are read in
+    COCO-17 order.
     """
+    offsets, depths, given = _encode_frame(keypoints, rest)
+    _fill_from_parents(offsets, depths, given)
+    return _pose_z(offsets, depths)
+
+
+def _pose_z(offsets: np.ndarray, depths: np.ndarray) -> np.ndarray:
+    z = empty_z()
+    set_joint_offsets(z, offsets)
+    z[JOINT_DEPTHS] = depths
+    return validate_z(z)
+
+
+def _encode_frame(
+    keypoints: Sequence[Keypoint], rest: RestPose
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One frame's joint offsets (subject heights), depths and which joints were placed."""
     if len(keypoints) < MIN_KEYPOINTS:
         raise KeypointError(
             f"Got {len(keypoints)} keypoint(s); at least {MIN_KEYPOINTS} are needed.",
             count=len(keypoints),
         )
     width, height = rest.image_size
-    z = empty_z()
     offsets = np.zeros((NUM_JOINTS, 2))
     depths = np.zeros(NUM_JOINTS)
     given = np.zeros(NUM_JOINTS, dtype=bool)
@@ -282,16 +335,7 @@ def encode_pose(keypoints: Sequence[Keypoint], rest: RestPose) -> np.ndarray:
         given[joint] = True
         if keypoint.z is not None:
             depths[joint] = keypoint.z * width / rest.subject_height
-    if given.any():
-        # A joint nobody placed moves with the nearest placed joint (at rest), so a pose
-        # without legs (a portrait) or with a few joints moves the body as one piece.
-        placed = np.flatnonzero(given)
-        for joint in np.flatnonzero(~given):
-            distances = np.linalg.norm(rest.joints[placed] - rest.joints[joint], axis=1)
-            offsets[joint] = offsets[placed[int(np.argmin(distances))]]
-    set_joint_offsets(z, offsets)
-    z[JOINT_DEPTHS] = depths
-    return validate_z(z)
+    return offsets, depths, given
 
 
 def keypoints_from_json(items: Sequence[dict[str, Any]]) -> list[Keypoint]:
@@ -323,9 +367,30 @@ def keypoints_from_json(items: Sequence[dict[str, Any]]) -> list[Keypoint]:
 
 
 def encode_pose_sequence(frames: Sequence[Sequence[Keypoint]], rest: RestPose) -> np.ndarray:
+    """Encode a keypoint track. A joint missing from some frames (a detector that blinks)
+    is interpolated in time between the frames that place it (held before the first and
+    after the last); a joint no frame places follows its nearest placed ancestor; else it
+    stays at rest. (It used to take the nearest placed joint's offset frame by frame, so a
+    blinking elbow made the arm pop.)"""
     if not frames:
         raise KeypointError("The keypoint sequence is empty.")
-    return np.stack([encode_pose(frame, rest) for frame in frames])
+    encoded = [_encode_frame(frame, rest) for frame in frames]
+    offsets = np.stack([e[0] for e in encoded])  # (T, 17, 2)
+    depths = np.stack([e[1] for e in encoded])  # (T, 17)
+    given = np.stack([e[2] for e in encoded])  # (T, 17)
+    for joint in range(NUM_JOINTS):
+        placed = np.flatnonzero(given[:, joint])
+        if 0 < len(placed) < len(frames):
+            missing = np.flatnonzero(~given[:, joint])
+            for axis in range(2):
+                offsets[missing, joint, axis] = np.interp(
+                    missing, placed, offsets[placed, joint, axis]
+                )
+            depths[missing, joint] = np.interp(missing, placed, depths[placed, joint])
+            given[missing, joint] = True
+    for t in range(len(frames)):
+        _fill_from_parents(offsets[t], depths[t], given[t])
+    return np.stack([_pose_z(offsets[t], depths[t]) for t in range(len(frames))])
 
 
 def rest_keypoints_normalised(rest: RestPose) -> np.ndarray:

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from char_pipeline.engine import controls
+from char_pipeline.engine.controls import JOINT_INDEX, template_rest_pose
 from char_pipeline.engine.errors import ControlVectorError, InvalidInputError, KeypointError
 from char_pipeline.engine.motion import (
     MOTIONS,
@@ -113,3 +114,57 @@ def test_every_motion_emits_valid_z():
     for name in MOTIONS:
         z = motion_sequence(MotionPlan(name, None, MotionParams(), ()), 30)
         assert controls.validate_z_sequence(z).shape == (30, controls.Z_DIM)
+
+
+def _track_keypoints(rest, offsets_by_joint: dict[str, tuple[float, float]]):
+    from char_pipeline.engine.controls import Keypoint
+
+    width, height = rest.image_size
+    keypoints = []
+    for name, (dx, dy) in offsets_by_joint.items():
+        x, y = rest.joints[JOINT_INDEX[name]]
+        keypoints.append(
+            Keypoint(
+                x=(x + dx * rest.subject_height) / width,
+                y=(y + dy * rest.subject_height) / height,
+                name=name,
+            )
+        )
+    return keypoints
+
+
+def test_a_joint_that_blinks_out_is_interpolated_in_time():
+    """The left wrist is missing from the middle frame of three: it takes the mean of its
+    neighbours instead of jumping to the nearest placed joint (Grace Hopper f13→14 popped)."""
+    from char_pipeline.engine.controls import encode_pose_sequence, joint_offsets
+
+    rest = template_rest_pose((100, 50, 300, 450), (400, 500))
+    base = {"left_shoulder": (0.0, 0.0), "left_elbow": (0.02, 0.0), "nose": (0.0, 0.0)}
+    frames = [
+        _track_keypoints(rest, {**base, "left_wrist": (0.0, -0.10)}),
+        _track_keypoints(rest, base),
+        _track_keypoints(rest, {**base, "left_wrist": (0.0, -0.20)}),
+    ]
+    offsets = joint_offsets(encode_pose_sequence(frames, rest))
+    wrist = JOINT_INDEX["left_wrist"]
+    assert offsets[1, wrist] == pytest.approx([0.0, -0.15], abs=1e-3)
+    # A joint no frame places follows its parent (the right wrist: no right arm at all →
+    # rest, since the right shoulder is a root nobody placed).
+    assert np.allclose(offsets[:, JOINT_INDEX["right_wrist"]], 0.0, atol=1e-3)
+
+
+def test_a_missing_joint_follows_its_parent_then_rests():
+    from char_pipeline.engine.controls import encode_pose, joint_offsets
+
+    rest = template_rest_pose((100, 50, 300, 450), (400, 500))
+    z = encode_pose(
+        _track_keypoints(
+            rest, {"left_shoulder": (0.0, 0.0), "left_elbow": (0.05, -0.1), "nose": (0.03, 0.0)}
+        ),
+        rest,
+    )
+    offsets = joint_offsets(z)
+    assert offsets[JOINT_INDEX["left_wrist"]] == pytest.approx([0.05, -0.1], abs=1e-3)
+    assert offsets[JOINT_INDEX["left_ear"]] == pytest.approx([0.03, 0.0], abs=1e-3)
+    for root_side in ("right_shoulder", "left_hip", "right_ankle"):  # nobody placed them
+        assert offsets[JOINT_INDEX[root_side]] == pytest.approx([0.0, 0.0], abs=1e-6)
