@@ -74,6 +74,7 @@ class LatentControlOut(BaseModel):
     length: int
     seed: int | None
     distribution: str
+    loop: bool = True
     z_sequence: list[list[float]]
 
 

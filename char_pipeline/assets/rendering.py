@@ -72,6 +72,9 @@ class ControlsConfig(dg.Config):
     text_model: str = Field(default="custom-nlp", description="custom-nlp (MiniLM) or keyword.")
     latent_seed: int = 7
     latent_distribution: str = "gaussian"
+    latent_loop: bool = Field(
+        default=True, description="The latent sequence loops seamlessly (no seam in a GIF)."
+    )
     sequences: dict[str, str] = Field(
         default={},
         description="Ready-made z sequences: control name → artifact key of a T×64 .npy.",
@@ -107,8 +110,14 @@ def _build_control(
             "notice": plan.notice,
         }
     if control_type == "latent":
-        z = latent_sequence(config.steps, config.latent_seed, config.latent_distribution)
-        return z, {"seed": config.latent_seed, "distribution": config.latent_distribution}
+        z = latent_sequence(
+            config.steps, config.latent_seed, config.latent_distribution, loop=config.latent_loop
+        )
+        return z, {
+            "seed": config.latent_seed,
+            "distribution": config.latent_distribution,
+            "loop": config.latent_loop,
+        }
     raise dg.Failure(
         description=f"Unknown control type {control_type!r}; use pose, text or latent.",
         allow_retries=False,

@@ -433,8 +433,15 @@ def _latent_basis() -> np.ndarray:
 LATENT_BASIS = _latent_basis()
 
 
-def latent_noise(length: int, seed: int | None, distribution: str = "gaussian") -> np.ndarray:
-    """(length, 12) unit-variance noise, smoothed over ~4 frames so motion is continuous."""
+def latent_noise(
+    length: int, seed: int | None, distribution: str = "gaussian", *, loop: bool = True
+) -> np.ndarray:
+    """(length, 12) unit-variance noise, smoothed over ~4 frames so motion is continuous.
+
+    ``loop``: the smoothing wraps around the clip (circular convolution), so the last frame
+    steps to the first like any frame to the next — a GIF or a looped video has no seam (the
+    open sequence ended 2–3× further from its first frame than any step between frames).
+    """
     if length < 1:
         raise InvalidInputError("length must be at least 1.")
     if distribution not in ("gaussian", "uniform"):
@@ -444,11 +451,14 @@ def latent_noise(length: int, seed: int | None, distribution: str = "gaussian") 
         )
     rng = np.random.default_rng(seed)
     pad = int(3 * LATENT_SMOOTHING_FRAMES)
-    shape = (length + 2 * pad, LATENT_CHANNELS)
+    shape = (length if loop else length + 2 * pad, LATENT_CHANNELS)
     if distribution == "gaussian":
         white = rng.standard_normal(shape)
     else:
         white = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), shape)
+    if loop:  # wrap the clip around itself (np.resize repeats it when it is shorter than pad)
+        before = np.resize(white[::-1], (pad, LATENT_CHANNELS))[::-1]
+        white = np.concatenate([before, white, np.resize(white, (pad, LATENT_CHANNELS))])
     taps = np.arange(-pad, pad + 1)
     kernel = np.exp(-0.5 * (taps / LATENT_SMOOTHING_FRAMES) ** 2)
     kernel /= np.sqrt(np.sum(kernel**2))  # keeps unit variance after filtering
@@ -464,10 +474,11 @@ def decode_latent(noise: np.ndarray) -> np.ndarray:
 
 
 def latent_sequence(
-    length: int, seed: int | None = None, distribution: str = "gaussian"
+    length: int, seed: int | None = None, distribution: str = "gaussian", *, loop: bool = True
 ) -> np.ndarray:
-    """A deterministic (for a given seed) (length, 64) latent-driven control sequence."""
-    return decode_latent(latent_noise(length, seed, distribution))
+    """A deterministic (for a given seed) (length, 64) latent-driven control sequence; a
+    seamless loop unless ``loop`` is False."""
+    return decode_latent(latent_noise(length, seed, distribution, loop=loop))
 
 
 # Head height as a fraction of a standing person's height (classic 7.5-heads canon).

@@ -81,11 +81,12 @@ def text_control(ctx: ServiceContext, body: TextControlIn) -> dict:
     }
 
 
-def latent_control(length: int, seed: int | None, distribution: str) -> dict:
-    z_sequence = latent_sequence(length, seed, distribution)
+def latent_control(length: int, seed: int | None, distribution: str, *, loop: bool = True) -> dict:
+    z_sequence = latent_sequence(length, seed, distribution, loop=loop)
     return {
         "length": length,
         "seed": seed,
         "distribution": distribution,
+        "loop": loop,
         "z_sequence": [_round(z) for z in z_sequence],
     }

@@ -63,7 +63,9 @@ def test_latent_control_is_seeded(api, auth):
         "/v1/control/latent?length=8&seed=43&distribution=uniform", headers=auth
     ).json()
     assert first["z_sequence"] == second["z_sequence"] != other["z_sequence"]
-    assert first["length"] == 8 and first["distribution"] == "gaussian"
+    assert first["length"] == 8 and first["distribution"] == "gaussian" and first["loop"]
+    open_ = api.post("/v1/control/latent?length=8&seed=42&loop=false", headers=auth).json()
+    assert open_["loop"] is False and open_["z_sequence"] != first["z_sequence"]
     assert_envelope(
         api.post("/v1/control/latent?length=0", headers=auth), 422, "UnprocessableEntity"
     )

@@ -168,3 +168,20 @@ def test_a_missing_joint_follows_its_parent_then_rests():
     assert offsets[JOINT_INDEX["left_ear"]] == pytest.approx([0.03, 0.0], abs=1e-3)
     for root_side in ("right_shoulder", "left_hip", "right_ankle"):  # nobody placed them
         assert offsets[JOINT_INDEX[root_side]] == pytest.approx([0.0, 0.0], abs=1e-6)
+
+
+@pytest.mark.parametrize("length", [48, 30, 7])
+def test_latent_sequences_loop_without_a_seam(length):
+    """The step from the last frame back to the first is no bigger than the steps between
+    frames (the open sequence ended 2–3× further from its start than any step); loop=False
+    keeps the open sequence, which does jump."""
+    from char_pipeline.engine.controls import latent_sequence
+
+    looped = latent_sequence(length, 7)
+    steps = np.abs(np.diff(looped, axis=0)).sum(axis=1)
+    assert np.abs(looped[-1] - looped[0]).sum() <= steps.max() + 1e-6
+    assert np.array_equal(looped, latent_sequence(length, 7))  # still one sequence per seed
+    if length == 48:
+        open_ = latent_sequence(length, 7, loop=False)
+        open_steps = np.abs(np.diff(open_, axis=0)).sum(axis=1)
+        assert np.abs(open_[-1] - open_[0]).sum() > 2 * open_steps.max()

@@ -47,5 +47,10 @@ def latent_control(
     length: int = Query(..., ge=1, le=MAX_STEPS),
     seed: int | None = Query(None, ge=0, le=2**32 - 1),
     distribution: str = Query("gaussian", pattern="^(gaussian|uniform)$"),
+    loop: bool = Query(
+        True,
+        description="The sequence loops seamlessly: its last frame steps to its first like any "
+        "frame to the next (GIFs and looped videos have no seam). false: an open sequence.",
+    ),
 ) -> dict:
-    return controls.latent_control(length, seed, distribution)
+    return controls.latent_control(length, seed, distribution, loop=loop)
