@@ -5,6 +5,7 @@ along camera trajectories (a turntable by default; an API request's trajectory b
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -102,8 +103,14 @@ def nerf_model(
 class NerfVideoConfig(dg.Config):
     """What to film: the default is a turntable; an API job names its stored trajectory."""
 
-    frames: int = Field(default=48, ge=1, le=3000, description="Turntable frames (one turn).")
+    frames: int = Field(default=48, ge=1, le=3000, description="Turntable frames (one loop).")
     elevation: float = Field(default=10.0, description="Turntable camera elevation, degrees.")
+    turntable: Literal["arc", "orbit"] = Field(
+        default="arc",
+        description="arc: swing ±arc_degrees about the reference view and back (what one photo "
+        "can show); orbit: a full 360° turn, its back half a guess.",
+    )
+    arc_degrees: float = Field(default=30.0, gt=0.0, le=180.0)
     trajectory_key: str | None = Field(
         default=None, description="Artifact key of a JSON camera trajectory (API jobs)."
     )
@@ -126,7 +133,7 @@ class NerfVideoConfig(dg.Config):
     partitions_def=reference_partitions,
     group_name="nerf",
     kinds={"video", "3d"},
-    description="A video of the radiance field along a camera trajectory (default: a 360° turntable).",
+    description="A video of the radiance field along a camera trajectory (default: a ±30° turntable arc).",
 )
 def nerf_video(
     context: dg.AssetExecutionContext,
@@ -149,7 +156,11 @@ def nerf_video(
         if config.trajectory_key:
             cameras = nerf.parse_trajectory(store.read_json(config.trajectory_key))
         else:
-            cameras = nerf.orbit(config.frames, elevation=config.elevation)
+            cameras = (
+                nerf.swing(config.frames, amplitude=config.arc_degrees, elevation=config.elevation)
+                if config.turntable == "arc"
+                else nerf.orbit(config.frames, elevation=config.elevation)
+            )
     except CharPipelineError as exc:
         raise engine_failure(exc, "Bad NeRF video settings") from exc
     model = processing.NERF_MODELS.load(store, nerf_model["model_key"])

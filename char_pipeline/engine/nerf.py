@@ -192,6 +192,30 @@ def orbit(
     )
 
 
+def swing(
+    frames: int,
+    *,
+    amplitude: float = 30.0,
+    distance: float = REFERENCE_DISTANCE,
+    elevation: float = 10.0,
+    fov: float = REFERENCE_FOV,
+) -> list[CameraPose]:
+    """The default turntable: the camera swings ±``amplitude`` degrees about the reference
+    view and back (azimuth = amplitude · sin 2πt, a seamless loop). One photo shows one side
+    of the subject; a full orbit's back half is a guess, so it is shown only when asked for."""
+    poses = []
+    for index in range(frames):
+        azimuth = math.radians(amplitude * math.sin(2 * math.pi * index / max(frames, 1)))
+        tilt = math.radians(elevation)
+        position = (
+            distance * math.cos(tilt) * math.sin(azimuth),
+            distance * math.sin(tilt),
+            distance * math.cos(tilt) * math.cos(azimuth),
+        )
+        poses.append(CameraPose(position, fov=fov))
+    return poses
+
+
 def arc(
     frames: int,
     *,
