@@ -120,7 +120,9 @@ class MeshRenderer:
         logits = -distances / (2 * skin_sigma**2)
         skin = np.exp(logits - logits.max(axis=1, keepdims=True))
         skin /= skin.sum(axis=1, keepdims=True)
-        handles, handle_bones = _handles(placed, starts, ends, skin)
+        handles, handle_bones = _handles(
+            placed, starts, ends, skin, (settings.width, settings.height)
+        )
         pinned, root_weight = _cut_edge_anchors(
             placed.vertices, subject.cut, settings.width, settings.height, unit
         )
@@ -331,10 +333,16 @@ def _check_not_collapsed(scene: MeshScene, solved: np.ndarray) -> None:
 
 
 def _handles(
-    mesh: Mesh, starts: np.ndarray, ends: np.ndarray, skin: np.ndarray
+    mesh: Mesh,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    skin: np.ndarray,
+    frame: tuple[int, int],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vertices pinned to bones: the vertex nearest each sample along each bone, if it lies
-    on the subject near the bone and is claimed by that bone's skin. One bone per vertex."""
+    on the subject near the bone and is claimed by that bone's skin. One bone per vertex.
+    A sample outside the frame pins nothing: a joint the photo does not show (a bust's
+    elbow below the edge) must not drag the visible mesh toward where it is guessed to be."""
     samples = np.linspace(0.0, 1.0, HANDLES_PER_BONE)
     chosen: dict[int, int] = {}
     spacing = np.median(
@@ -347,6 +355,9 @@ def _handles(
         distances = np.linalg.norm(mesh.vertices[None, :, :] - points[:, None, :], axis=2)
         nearest = distances.argmin(axis=1)
         for sample, vertex in enumerate(nearest):
+            x, y = points[sample]
+            if not (0 <= x < frame[0] and 0 <= y < frame[1]):
+                continue
             close = distances[sample, vertex] <= 1.5 * spacing
             if close and skin[vertex].argmax() == bone and vertex not in chosen:
                 chosen[int(vertex)] = bone

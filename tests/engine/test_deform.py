@@ -348,3 +348,26 @@ def test_a_drawing_is_placed_whole_in_the_frame(image_paths):
     alpha = placed.subject[..., 3]
     assert alpha.sum() / 255 >= 0.97 * character.soft_mask.sum() / 255 * placed.placement[0, 0] ** 2
     assert alpha[0].max() == alpha[-1].max() == alpha[:, 0].max() == alpha[:, -1].max() == 0
+
+
+def test_joints_the_photo_does_not_show_pin_nothing():
+    """A bone running past the frame's edge (a bust's arm below the photo): its sample outside
+    the frame ties no vertex, even where the mesh (the photo's cropped part) reaches it."""
+    from char_pipeline.engine.deform import _handles
+    from char_pipeline.engine.mesh import Mesh
+
+    xs, ys = np.meshgrid(np.arange(0, 101, 10.0), np.arange(0, 161, 10.0))
+    vertices = np.stack([xs.ravel(), ys.ravel()], 1)  # a sheet 100 wide, 160 tall
+    columns = 11
+    triangles = []
+    for row in range(16):
+        for col in range(10):
+            a = row * columns + col
+            triangles += [[a, a + 1, a + columns], [a + 1, a + columns + 1, a + columns]]
+    mesh = Mesh(vertices, np.array(triangles, np.int32))
+    starts, ends = np.array([[50.0, 60.0]]), np.array([[50.0, 150.0]])  # ends below y = 120
+    skin = np.ones((len(vertices), 1))
+    inside, _ = _handles(mesh, starts, ends, skin, (100, 120))
+    everywhere, _ = _handles(mesh, starts, ends, skin, (100, 1000))
+    assert (vertices[inside][:, 1] < 120).all()
+    assert (vertices[everywhere][:, 1] >= 120).any()  # the frame is what made the difference
