@@ -39,7 +39,7 @@ from char_pipeline.engine.images import contact_sheet, sheet_indices
 from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequence, text_sequence
 from char_pipeline.engine.pipeline import prepare_character
 from char_pipeline.engine.render import RenderSettings
-from char_pipeline.engine.renderers import get_renderer
+from char_pipeline.engine.renderers import get_renderer, playable_sequence
 
 SCIKIT = Path(skimage.__file__).parent / "data"
 SAMPLES = Path(matplotlib.get_data_path()) / "sample_data"
@@ -91,7 +91,7 @@ def measure(name: str, path: Path, out: Path, size: int, steps: int) -> dict:
         sheet_at, sheet_frames = set(sheet_indices(len(z_sequence))), []
         torn, coverage, error = 0.0, 1.0, None
         try:
-            for index, z_t in enumerate(z_sequence):
+            for index, z_t in enumerate(playable_sequence(renderer, scene, z_sequence)):
                 frame, alpha = renderer.render_layers(scene, z_t)
                 posed, _ = renderer.deform(scene, z_t)
                 torn = max(torn, metrics.torn_area_share(scene.vertices, posed, scene.triangles))

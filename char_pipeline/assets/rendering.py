@@ -32,6 +32,7 @@ from char_pipeline.engine.metrics import (
     MAX_COLOUR_DISTANCE,
     MAX_DARK_FILL_SHARE,
     MAX_JITTER,
+    MAX_POP_RATIO,
     MAX_TORN_SHARE,
     MAX_WARP_ERROR,
     MIN_FRAME_COVERAGE_SHARE,
@@ -373,6 +374,11 @@ class VideoConfig(dg.Config):
             description=f"Mean joint-track acceleration ≤ {MAX_JITTER} subject heights/frame².",
         ),
         dg.AssetCheckSpec(
+            "no_pops",
+            asset="video",
+            description=f"No step between frames (nor a GIF's loop seam) above {MAX_POP_RATIO}× the median step.",
+        ),
+        dg.AssetCheckSpec(
             "silhouette_matches_mask",
             asset="video",
             description=f"The still character covers its mask: IoU ≥ {MIN_SILHOUETTE_IOU} (no notch, no lost stroke).",
@@ -519,11 +525,18 @@ def video(
         passed=not problems,
         metadata={"videos_checked": len(videos), "problems": dg.MetadataValue.json(problems)},
     )
-    yield from quality_checks(frames, coherence, store)
+    yield from quality_checks(frames, coherence, store, loops="gif" in config.formats)
 
 
-def quality_checks(frames: dict, coherence: dict, store: dg.ResourceParam[ArtifactStore]):
-    """The quality asset checks, each with its figure per control sequence."""
+def quality_checks(
+    frames: dict,
+    coherence: dict,
+    store: dg.ResourceParam[ArtifactStore],
+    *,
+    loops: bool = False,
+):
+    """The quality asset checks, each with its figure per control sequence (``loops``: the
+    videos play in a loop — a GIF — so the seam from the last frame to the first counts)."""
     controls = frames["controls"]
     # A sampled frame the metric could not measure fails the check (it cannot vouch for
     # identity there) and is named, instead of counting as a pass.
@@ -573,6 +586,25 @@ def quality_checks(frames: dict, coherence: dict, store: dg.ResourceParam[Artifa
         check_name="low_jitter",
         passed=all(v <= MAX_JITTER for v in jitter.values()),
         metadata={"jitter": dg.MetadataValue.json(jitter), "threshold": MAX_JITTER},
+    )
+    pops = {name: round(t.pop_ratio(loop=loops), 3) for name, t in coherence.items()}
+    yield dg.AssetCheckResult(
+        check_name="no_pops",
+        passed=all(v <= MAX_POP_RATIO for v in pops.values()),
+        metadata={
+            "pop_ratio": dg.MetadataValue.json(pops),
+            "loop_seam": dg.MetadataValue.json(
+                {name: round(t.seam, 3) for name, t in coherence.items()}
+            ),
+            "median_step": dg.MetadataValue.json(
+                {
+                    name: round(float(np.median(t.steps or [0.0])), 3)
+                    for name, t in coherence.items()
+                }
+            ),
+            "seam_counted": loops,
+            "threshold": MAX_POP_RATIO,
+        },
     )
     yield from picture_checks(frames)
 

@@ -366,10 +366,13 @@ def keypoints_from_json(items: Sequence[dict[str, Any]]) -> list[Keypoint]:
     return keypoints
 
 
+LOOP_TOLERANCE = 0.05  # subject heights: first and last frames this close make a loop
+
+
 def encode_pose_sequence(frames: Sequence[Sequence[Keypoint]], rest: RestPose) -> np.ndarray:
     """Encode a keypoint track. A joint missing from some frames (a detector that blinks)
     is interpolated in time between the frames that place it (held before the first and
-    after the last); a joint no frame places follows its nearest placed ancestor; else it
+    after the last, or around the end of a track that loops); a joint no frame places follows its nearest placed ancestor; else it
     stays at rest. (It used to take the nearest placed joint's offset frame by frame, so a
     blinking elbow made the arm pop.)"""
     if not frames:
@@ -378,15 +381,28 @@ def encode_pose_sequence(frames: Sequence[Sequence[Keypoint]], rest: RestPose) -
     offsets = np.stack([e[0] for e in encoded])  # (T, 17, 2)
     depths = np.stack([e[1] for e in encoded])  # (T, 17)
     given = np.stack([e[2] for e in encoded])  # (T, 17)
+    # A track that ends where it starts is a loop: a gap across its end wraps around (held
+    # values at both ends made a seam at every loop of the demo's dance track).
+    both = given[0] & given[-1]
+    looped = (
+        len(frames) > 2
+        and both.any()
+        and bool(
+            np.linalg.norm(offsets[0, both] - offsets[-1, both], axis=1).mean() < LOOP_TOLERANCE
+        )
+    )
+    period = len(frames) if looped else None
     for joint in range(NUM_JOINTS):
         placed = np.flatnonzero(given[:, joint])
         if 0 < len(placed) < len(frames):
             missing = np.flatnonzero(~given[:, joint])
             for axis in range(2):
                 offsets[missing, joint, axis] = np.interp(
-                    missing, placed, offsets[placed, joint, axis]
+                    missing, placed, offsets[placed, joint, axis], period=period
                 )
-            depths[missing, joint] = np.interp(missing, placed, depths[placed, joint])
+            depths[missing, joint] = np.interp(
+                missing, placed, depths[placed, joint], period=period
+            )
             given[missing, joint] = True
     for t in range(len(frames)):
         _fill_from_parents(offsets[t], depths[t], given[t])

@@ -19,6 +19,7 @@ import numpy as np
 from char_pipeline.engine.controls import (
     JOINT_DEPTHS,
     JOINT_INDEX,
+    JOINT_OFFSETS,
     ROOT_LOG_SCALE,
     ROOT_LOG_SQUASH_X,
     ROOT_ROTATION,
@@ -183,7 +184,7 @@ class MeshRenderer:
         if arap and torn > DAMP_TORN_SHARE:
             # The pose asks more than the mesh can give without tearing (a limb pinned by a
             # cut edge, a skeleton guessed on a cat): play as much of it as stays whole.
-            solved, torn = self._damped(scene, z, stretch)
+            solved, _, torn = self._damped(scene, z, stretch)
         # Root motion about the pivot (the bottom centre of the subject's box).
         angle = float(z[ROOT_ROTATION])
         scale = float(np.exp(z[ROOT_LOG_SCALE]))
@@ -200,8 +201,9 @@ class MeshRenderer:
 
     def _damped(
         self, scene: MeshScene, z: np.ndarray, stretch: np.ndarray
-    ) -> tuple[np.ndarray, float]:
-        """The mesh at the largest joint gain that tears at most DAMP_TORN_SHARE of it.
+    ) -> tuple[np.ndarray, float, float]:
+        """The mesh at the largest joint gain that tears at most DAMP_TORN_SHARE of it, with
+        that gain and the torn share it leaves.
 
         A triangle's stretch grows about linearly with the gain (1 + g·(s − 1)), so the gain
         that brings the stretch exceeded by DAMP_TORN_SHARE of the area down to TEAR_STRETCH
@@ -214,7 +216,7 @@ class MeshRenderer:
         candidate = self._solve(scene, z, gain, True)
         torn = torn_share(scene, candidate)
         if torn <= DAMP_TORN_SHARE:
-            return candidate, torn
+            return candidate, gain, torn
         low, high = 0.0, gain
         best, torn = scene.vertices.copy(), 0.0  # no joint motion: the rest mesh
         for _ in range(DAMP_STEPS):
@@ -225,7 +227,30 @@ class MeshRenderer:
                 high = gain
             else:
                 low, best, torn = gain, candidate, share
-        return best, torn
+        return best, low, torn
+
+    def damp_sequence(self, scene: MeshScene, z_sequence: np.ndarray) -> np.ndarray:
+        """The sequence with its joint motion scaled down, smoothly over time, wherever a
+        frame would tear: each frame's damping gain (see _damped), eroded and smoothed over
+        ±DAMP_SMOOTH_FRAMES (around the loop). Damped frame by frame, a gain that jumped
+        between neighbouring frames made the picture pop (astronaut dance, f10→11)."""
+        from scipy.ndimage import gaussian_filter1d, minimum_filter1d
+
+        sequence = np.asarray(z_sequence, dtype=np.float32)
+        gains = np.ones(len(sequence))
+        for index, z_t in enumerate(sequence):
+            z = validate_z(z_t)
+            solved = self._solve(scene, z, 1.0, True)
+            stretch = triangle_stretch(scene.vertices, solved, scene.triangles)
+            if _torn(scene, stretch) > DAMP_TORN_SHARE:
+                gains[index] = self._damped(scene, z, stretch)[1]
+        if (gains >= 1.0).all():
+            return sequence
+        eroded = minimum_filter1d(gains, 2 * DAMP_SMOOTH_FRAMES + 1, mode="wrap")
+        smooth = gaussian_filter1d(eroded, DAMP_SMOOTH_FRAMES / 2, mode="wrap")
+        damped = sequence.copy()
+        damped[:, JOINT_OFFSETS] *= smooth[:, None].astype(np.float32)
+        return damped
 
     def _solve(self, scene: MeshScene, z: np.ndarray, gain: float, arap: bool) -> np.ndarray:
         """The mesh posed by the joints of ``z`` at ``gain`` of their offsets (no root motion)."""
@@ -304,6 +329,7 @@ def _cut_edge_anchors(
 # MAX_TORN_SHARE.
 DAMP_TORN_SHARE = 0.006
 DAMP_STEPS = 4
+DAMP_SMOOTH_FRAMES = 4  # a sequence's damping gain changes over about this many frames
 
 
 def torn_share(scene: MeshScene, solved: np.ndarray) -> float:

@@ -10,7 +10,7 @@ import numpy as np
 from char_pipeline.engine.encode import VideoInfo, VideoWriter, probe_video
 from char_pipeline.engine.images import load_reference_image
 from char_pipeline.engine.render import Character, RenderSettings, parse_resolution
-from char_pipeline.engine.renderers import get_renderer
+from char_pipeline.engine.renderers import get_renderer, playable_sequence
 from char_pipeline.engine.rig import build_rig
 from char_pipeline.engine.segmentation import segment_subject
 
@@ -40,6 +40,6 @@ def render_video(
     with VideoWriter(
         output, video_format=video_format, fps=fps, width=width, height=height
     ) as writer:
-        for z_t in z_sequence:
+        for z_t in playable_sequence(backend, scene, z_sequence):
             writer.write(backend.render(scene, z_t))
     return probe_video(output)

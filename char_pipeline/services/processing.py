@@ -34,6 +34,7 @@ from char_pipeline.engine.render import (
     apply_camera,
     camera_matrix,
 )
+from char_pipeline.engine.renderers import playable_sequence
 from char_pipeline.engine.rig import Rig, build_rig
 from char_pipeline.engine.segmentation import SubjectMask, segment_subject
 from char_pipeline.storage import ArtifactStore
@@ -192,7 +193,7 @@ def render_frames(
         pending: deque[Future] = deque()
         count = len(z_sequence)
         measured = getattr(renderer, "render_measured", None)  # renderers with a mesh
-        for index, z_t in enumerate(z_sequence):
+        for index, z_t in enumerate(playable_sequence(renderer, scene, z_sequence)):
             if measured is not None:
                 frame, alpha, torn = measured(scene, z_t)
             else:
@@ -400,7 +401,7 @@ def render_video_file(
     with VideoWriter(
         local_path, video_format=video_format, fps=fps, width=scene.width, height=scene.height
     ) as writer:
-        for index, z_t in enumerate(z_sequence):
+        for index, z_t in enumerate(playable_sequence(renderer, scene, z_sequence)):
             frame, alpha = renderer.render_layers(scene, z_t)
             writer.write(frame)
             if on_frame is not None:

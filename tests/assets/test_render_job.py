@@ -67,6 +67,7 @@ def test_one_partition_end_to_end(setup):
         "colour_consistent",
         "temporally_coherent",
         "low_jitter",
+        "no_pops",
         "silhouette_matches_mask",
         "background_clean",
         "no_tears",

@@ -84,3 +84,25 @@ def test_torn_area_share_measures_stretch_beyond_twice():
     broken = rest.copy()
     broken[0] = np.nan
     assert torn_area_share(rest, broken, triangles) == pytest.approx(0.5)
+
+
+def test_a_pop_or_a_loop_seam_stands_out_of_the_motion(chelsea):
+    """A picture sliding 1 px a frame: smooth; one 8 px jump mid-way: a pop; played as a loop
+    (a GIF), its end jumps back to the start: a seam — unless the motion comes back."""
+    from char_pipeline.engine.metrics import MAX_POP_RATIO, TemporalCoherence
+
+    reference, _ = chelsea
+    picture = cv2.GaussianBlur(np.ascontiguousarray(reference.rgb[:256, :300]), (0, 0), 6)
+
+    def ratio(shifts, *, loop):
+        tracker = TemporalCoherence()
+        for shift in shifts:
+            tracker.add(np.ascontiguousarray(picture[:, shift : shift + 256]))
+        return tracker.pop_ratio(loop=loop)
+
+    slide = list(range(12))
+    assert ratio(slide, loop=False) <= MAX_POP_RATIO
+    assert ratio([*range(6), *range(14, 20)], loop=False) > MAX_POP_RATIO  # the jump
+    assert ratio(slide, loop=True) > MAX_POP_RATIO  # 11 px back at the loop
+    there_and_back = [*range(8), *range(8, 0, -1)]
+    assert ratio(there_and_back, loop=True) <= MAX_POP_RATIO
