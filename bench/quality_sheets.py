@@ -60,12 +60,13 @@ REFERENCES = {
 }
 
 
-def controls(rest, steps: int) -> dict[str, np.ndarray]:
-    """The demo's three controls: a dance keypoint track, 'wave hello', latent seed 7."""
+def controls(rest, steps: int, subject_kind: str | None = None) -> dict[str, np.ndarray]:
+    """The demo's three controls: a dance keypoint track, 'wave hello' (for the subject's
+    kind, as the control_sequences asset plays it), latent seed 7."""
     plan = MotionPlan("dance", None, MotionParams(), ())
     track = keypoints_from_z(motion_sequence(plan, steps), rest)
     pose = encode_pose_sequence([keypoints_from_json(frame) for frame in track], rest)
-    text, _ = text_sequence("wave hello", steps, model="custom-nlp")
+    text, _ = text_sequence("wave hello", steps, model="custom-nlp", subject_kind=subject_kind)
     return {"pose": pose, "text": text, "latent": latent_sequence(steps, 7, "gaussian")}
 
 
@@ -79,6 +80,7 @@ def measure(name: str, path: Path, out: Path, size: int, steps: int) -> dict:
     figures = {
         "mask_source": character.mask_source,
         "rig": character.rig_kind,
+        "subject_kind": getattr(character, "subject_kind", None),
         "silhouette_iou": round(metrics.silhouette_iou(rest_alpha, placed_alpha), 4),
         "dark_fill_share": round(
             metrics.dark_fill_share(scene.background, character.rgb, character.soft_mask), 5
@@ -86,7 +88,9 @@ def measure(name: str, path: Path, out: Path, size: int, steps: int) -> dict:
         "mirror_mismatch": round(metrics.mirror_mismatch(scene.background), 3),
         "controls": {},
     }
-    for control, z_sequence in controls(character.rest, steps).items():
+    for control, z_sequence in controls(
+        character.rest, steps, getattr(character, "subject_kind", None)
+    ).items():
         started = time.perf_counter()
         sheet_at, sheet_frames = set(sheet_indices(len(z_sequence))), []
         torn, coverage, error = 0.0, 1.0, None

@@ -135,8 +135,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             console.print(f"   {outcome.error}")
         controls = ((outcome.outputs or {}).get("control_sequences") or {}).get("controls", {})
         for name, control in controls.items():
-            if control.get("notice"):  # the motion played is not clearly the one asked for
-                console.print(f"   [yellow]{name}[/]: {control['notice']}", soft_wrap=True)
+            for said in (control.get("notice"), control.get("motion_reason")):
+                if said:  # the motion played is not (clearly) the one asked for
+                    console.print(f"   [yellow]{name}[/]: {said}", soft_wrap=True)
         for video in outcome.videos:
             console.print(
                 f"   {video['control']:<7} {video['format']:<4} {video['frames']} frames  {video['fps']:g} fps  "

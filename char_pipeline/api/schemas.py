@@ -35,6 +35,12 @@ class ReferenceMetadata(ReferenceUploaded):
     name: str | None = None
     status: Literal["pending", "processed", "failed"]
     error: dict | None = None
+    subject_kind: str | None = Field(
+        default=None,
+        description="person, portrait, animal, object or figure (once processed): which "
+        "joints move and which motions apply (docs/controls.md).",
+    )
+    kind_reason: str | None = None
 
 
 class IdentityFeaturesOut(BaseModel):
@@ -65,6 +71,14 @@ class TextControlOut(BaseModel):
         default=None,
         description="Set when the motion played may not be the one asked for (similarity "
         "below 0.35, or no motion matched and idle played).",
+    )
+    subject_kind: str | None = Field(
+        default=None, description="The kind of subject the motion was chosen for."
+    )
+    motion_reason: str | None = Field(
+        default=None,
+        description="Why the motion played differs from the prompt's: it does not apply to "
+        "this kind of subject, and the nearest one that does was played.",
     )
     z_sequence: list[list[float]]
 

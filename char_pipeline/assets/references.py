@@ -120,6 +120,8 @@ def subject_mask(
             "coverage": round(mask.coverage, 4),
             "bbox": dg.MetadataValue.json(list(mask.bbox)),
             "rig_kind": segmented.record["rig_kind"],
+            "subject_kind": segmented.record["subject_kind"],
+            "kind_reason": segmented.record["kind_reason"],
             "rig_seconds": segmented.record["rig_seconds"],
             "mesh": dg.MetadataValue.json(segmented.record["mesh"]),
             "rig_path": dg.MetadataValue.path(store.uri(segmented.record["rig_key"])),
@@ -128,7 +130,7 @@ def subject_mask(
             "preview": markdown_images(
                 {
                     f"mask ({mask.source})": mask.soft,
-                    f"rig ({segmented.record['rig_kind']})": draw_skeleton(
+                    f"rig ({segmented.record['rig_kind']}, {segmented.record['subject_kind']})": draw_skeleton(
                         cutout, segmented.rest.joints, segmented.rig.to_json()
                     ),
                 }

@@ -102,13 +102,20 @@ def _build_control(
         z = encode_pose_sequence([keypoints_from_json(frame) for frame in frames], rest)
         return z, {"keypoints": source}
     if control_type == "text":
-        z, plan = text_sequence(config.text_prompt, config.steps, model=config.text_model)
+        z, plan = text_sequence(
+            config.text_prompt,
+            config.steps,
+            model=config.text_model,
+            subject_kind=subject_mask.get("subject_kind"),
+        )
         return z, {
             "prompt": config.text_prompt,
             "motion": plan.primary,
             "overlay": plan.overlay,
             "similarity": None if plan.similarity is None else round(plan.similarity, 4),
             "notice": plan.notice,
+            "subject_kind": subject_mask.get("subject_kind"),
+            "motion_reason": plan.kind_reason,
         }
     if control_type == "latent":
         z = latent_sequence(
@@ -160,7 +167,11 @@ def control_sequences(
         except CharPipelineError as exc:
             raise engine_failure(exc, f"The control sequence {name} is invalid") from exc
         controls[name] = {"control_type": "request", "key": key, "frames": len(z)}
-    notices = {name: c["notice"] for name, c in controls.items() if c.get("notice")}
+    notices = {
+        name: " ".join(filter(None, (c.get("notice"), c.get("motion_reason"))))
+        for name, c in controls.items()
+        if c.get("notice") or c.get("motion_reason")
+    }
     for name, notice in notices.items():
         context.log.warning(f"{reference_id} {name}: {notice}")
     context.add_output_metadata(

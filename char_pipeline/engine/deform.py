@@ -29,6 +29,7 @@ from char_pipeline.engine.controls import (
     validate_z,
 )
 from char_pipeline.engine.errors import DeformationError, EmptyFrameError
+from char_pipeline.engine.kinds import restrict_to_kind
 from char_pipeline.engine.mesh import Mesh, build_mesh, rasterise, triangle_areas
 from char_pipeline.engine.metrics import TEAR_STRETCH, triangle_stretch
 from char_pipeline.engine.render import (
@@ -72,6 +73,7 @@ class MeshScene:
     # Per vertex, how much of the root motion (hop, sway, turn) it follows: 0 on a cut edge,
     # rising to 1 away from it, so a bust's cut edge stays on the frame border.
     root_weight: np.ndarray | None = None
+    subject_kind: str | None = None  # engine/kinds.py: joints the kind keeps still stay still
     rest_area: float = 0.0  # of the rest mesh (frame pixels²), for the collapse guard
     triangle_area: np.ndarray = field(default_factory=lambda: np.empty(0))  # per triangle, rest
 
@@ -159,6 +161,7 @@ class MeshRenderer:
             limb_gain=character.limb_gain,
             pinned=pinned,
             root_weight=root_weight,
+            subject_kind=character.subject_kind,
             rest_area=float(areas.sum()),
             triangle_area=areas,
         )
@@ -176,7 +179,7 @@ class MeshRenderer:
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """:meth:`deform`, plus the share of the subject's area torn (stretched past
         metrics.TEAR_STRETCH) by the joints' pose, which the quality check reads."""
-        z = validate_z(z_t)
+        z = restrict_to_kind(validate_z(z_t), scene.subject_kind)
         unit = scene.subject_height
         solved = self._solve(scene, z, 1.0, arap)
         stretch = triangle_stretch(scene.vertices, solved, scene.triangles)
@@ -239,7 +242,7 @@ class MeshRenderer:
         sequence = np.asarray(z_sequence, dtype=np.float32)
         gains = np.ones(len(sequence))
         for index, z_t in enumerate(sequence):
-            z = validate_z(z_t)
+            z = restrict_to_kind(validate_z(z_t), scene.subject_kind)
             solved = self._solve(scene, z, 1.0, True)
             stretch = triangle_stretch(scene.vertices, solved, scene.triangles)
             if _torn(scene, stretch) > DAMP_TORN_SHARE:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -284,6 +284,8 @@ class MotionPlan:
     similarity: float | None = None  # MiniLM cosine when the motion was chosen by meaning
     # Said to the client when the motion played is not clearly the one asked for.
     notice: str | None = None
+    # Why the motion played differs from the prompt's for this kind of subject (engine/kinds).
+    kind_reason: str | None = None
 
 
 def plan_motion(prompt: str, model: str = "keyword") -> MotionPlan:
@@ -364,6 +366,20 @@ def motion_sequence(plan: MotionPlan, steps: int) -> np.ndarray:
     return z
 
 
-def text_sequence(prompt: str, steps: int, model: str = "keyword") -> tuple[np.ndarray, MotionPlan]:
+def text_sequence(
+    prompt: str, steps: int, model: str = "keyword", *, subject_kind: str | None = None
+) -> tuple[np.ndarray, MotionPlan]:
+    """The prompt's motion as z vectors; for a ``subject_kind`` (engine/kinds.py) a motion that
+    does not apply to it is replaced by the nearest one that does (wave → nod for a portrait,
+    hop for a product), and the plan's ``kind_reason`` says so."""
     plan = plan_motion(prompt, model)
+    if subject_kind is not None:
+        from char_pipeline.engine.kinds import motion_for_kind
+
+        primary, reason = motion_for_kind(plan.primary, subject_kind)
+        overlay = plan.overlay
+        if overlay is not None and motion_for_kind(overlay, subject_kind)[1] is not None:
+            overlay = None  # an overlay that does not apply is dropped with its motion
+        if reason is not None or overlay != plan.overlay:
+            plan = replace(plan, primary=primary, overlay=overlay, kind_reason=reason)
     return motion_sequence(plan, steps), plan

@@ -19,8 +19,17 @@ def prepare_character(image_bytes: bytes) -> Character:
     """Decode, segment and rig a reference image (skeleton + mesh)."""
     reference = load_reference_image(image_bytes)
     mask = segment_subject(reference)
-    rig = build_rig(reference.rgb, mask.soft, mask.binary, mask.bbox)
-    return Character(reference.rgb, mask.soft, mask.bbox, rig.rest, mask.source, rig.kind, rig.mesh)
+    rig = build_rig(reference.rgb, mask.soft, mask.binary, mask.bbox, mask_source=mask.source)
+    return Character(
+        reference.rgb,
+        mask.soft,
+        mask.bbox,
+        rig.rest,
+        mask.source,
+        rig.kind,
+        rig.mesh,
+        rig.subject_kind,
+    )
 
 
 def render_video(

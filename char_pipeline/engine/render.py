@@ -28,6 +28,7 @@ from char_pipeline.engine.controls import (
     validate_z,
 )
 from char_pipeline.engine.errors import InvalidInputError, ResourceExhaustedError
+from char_pipeline.engine.kinds import restrict_to_kind
 from char_pipeline.engine.mesh import Mesh
 
 Background = Literal["auto", "scene", "solid", "image"]
@@ -83,6 +84,7 @@ class Character:
     mask_source: str = "u2netp"
     rig_kind: str = "template"  # "face": a person's skeleton; "template": any other shape
     mesh: Mesh | None = None  # the rig's triangle mesh (reference pixels), if built
+    subject_kind: str | None = None  # engine/kinds.py: which joints may move
 
     @property
     def limb_gain(self) -> float:
@@ -409,6 +411,7 @@ class WarpScene:
     grid_shape: tuple[int, int]
     limb_gain: float = 1.0
     skin_sigma: float = SKIN_SIGMA
+    subject_kind: str | None = None  # engine/kinds.py: joints the kind keeps still stay still
 
 
 class WarpRenderer:
@@ -447,11 +450,12 @@ class WarpRenderer:
             grid_shape=(grid_h, grid_w),
             limb_gain=character.limb_gain,
             skin_sigma=character.skin_sigma,
+            subject_kind=character.subject_kind,
         )
 
     def backward_map(self, scene: WarpScene, z_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each output pixel, where to sample the placed subject: (map_x, map_y)."""
-        z = validate_z(z_t)
+        z = restrict_to_kind(validate_z(z_t), scene.subject_kind)
         unit = scene.subject_height
         posed_joints = scene.rest_joints + joint_offsets(z) * unit * scene.limb_gain
 

@@ -32,6 +32,8 @@ from char_pipeline.engine.controls import (
     face_rest_pose,
     template_rest_pose,
 )
+from char_pipeline.engine.errors import InvalidInputError
+from char_pipeline.engine.kinds import SUBJECT_KINDS, classify_subject
 from char_pipeline.engine.mesh import Mesh, build_mesh
 
 # MediaPipe's 33 pose landmarks → COCO-17 (nose, eyes, ears, shoulders, elbows, wrists,
@@ -165,10 +167,14 @@ class Rig:
     kind: str
     mesh: Mesh
     graph: dict[str, Any] = field(default_factory=dict)
+    subject_kind: str = "figure"  # engine/kinds.py: person, portrait, animal, object, figure
+    kind_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
+            "subject_kind": self.subject_kind,
+            "kind_reason": self.kind_reason,
             "rest_pose": self.rest.to_json(),
             "mesh": self.mesh.to_json(),
             "skeleton_graph": {
@@ -189,6 +195,8 @@ class Rig:
             graph={
                 k: np.asarray(v) for k, v in data.get("skeleton_graph", {}).items() if k != "root"
             },
+            subject_kind=data.get("subject_kind", "figure"),
+            kind_reason=data.get("kind_reason", ""),
         )
 
 
@@ -240,11 +248,25 @@ def build_rig(
     binary_mask: np.ndarray,
     bbox: tuple[int, int, int, int],
     keypoints: list[dict[str, Any]] | None = None,
+    *,
+    mask_source: str = "u2netp",
+    subject_kind: str | None = None,
 ) -> Rig:
-    """The subject's rig: client keypoints, else a person's pose, a face, or the medial axis."""
+    """The subject's rig: client keypoints, else a person's pose, a face, or the medial axis;
+    and the kind of subject (engine/kinds.py), unless the client names it."""
     mesh = build_mesh(soft_mask)
     rest, kind, graph = find_skeleton(rgb, binary_mask, bbox, keypoints)
-    return Rig(rest, kind, mesh, graph)
+    if subject_kind is not None:
+        if subject_kind not in SUBJECT_KINDS:
+            raise InvalidInputError(
+                f"Unknown subject kind {subject_kind!r}; use one of {', '.join(SUBJECT_KINDS)}.",
+                subject_kind=subject_kind,
+            )
+        chosen, reason = subject_kind, "named by the client"
+    else:
+        hips = rest.joints[[COCO_JOINTS.index("left_hip"), COCO_JOINTS.index("right_hip")]]
+        chosen, reason = classify_subject(rgb, binary_mask, kind, mask_source, hips)
+    return Rig(rest, kind, mesh, graph, chosen, reason)
 
 
 def estimate_rest_pose(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from char_pipeline import catalog
 from char_pipeline.engine.controls import Keypoint, encode_pose, latent_sequence
 from char_pipeline.engine.errors import InvalidInputError
 from char_pipeline.engine.motion import text_sequence
@@ -62,7 +63,8 @@ def text_control(ctx: ServiceContext, body: TextControlIn) -> dict:
     # A deployment may answer a model it lacks with another (text_model_aliases); never
     # silently: the response's served_by names the model that ran.
     served_by = text_model_aliases(ctx.settings.text_model_aliases).get(body.model, body.model)
-    z_sequence, plan = text_sequence(body.prompt, body.steps, model=served_by)
+    kind = body.subject_kind or _subject_kind(ctx, body.reference_image_id)
+    z_sequence, plan = text_sequence(body.prompt, body.steps, model=served_by, subject_kind=kind)
     if plan.similarity is None:
         matcher = "keyword"
     else:
@@ -77,8 +79,16 @@ def text_control(ctx: ServiceContext, body: TextControlIn) -> dict:
         "matcher": matcher,
         "similarity": None if plan.similarity is None else round(plan.similarity, 4),
         "notice": plan.notice,
+        "subject_kind": kind,
+        "motion_reason": plan.kind_reason,
         "z_sequence": [_round(z) for z in z_sequence],
     }
+
+
+def _subject_kind(ctx: ServiceContext, reference_id: str) -> str | None:
+    """The kind its rig found (engine/kinds.py); None before the reference is processed."""
+    key = catalog.record_key("subject_mask", reference_id)
+    return ctx.store.read_json(key).get("subject_kind") if ctx.store.exists(key) else None
 
 
 def latent_control(length: int, seed: int | None, distribution: str, *, loop: bool = True) -> dict:

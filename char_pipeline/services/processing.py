@@ -111,7 +111,12 @@ def segment_reference(store: ArtifactStore, reference_id: str) -> Segmented:
     seconds = time.perf_counter() - started
     rig_started = time.perf_counter()
     rig = build_rig(
-        rgb, mask.soft, mask.binary, mask.bbox, reference_keypoints(store, reference_id)
+        rgb,
+        mask.soft,
+        mask.binary,
+        mask.bbox,
+        reference_keypoints(store, reference_id),
+        mask_source=mask.source,
     )
     rig_seconds = time.perf_counter() - rig_started
     mask_key = catalog.reference_key(reference_id, "mask.png")
@@ -128,6 +133,8 @@ def segment_reference(store: ArtifactStore, reference_id: str) -> Segmented:
         "bbox": list(mask.bbox),
         "coverage": mask.coverage,
         "rig_kind": rig.kind,
+        "subject_kind": rig.subject_kind,
+        "kind_reason": rig.kind_reason,
         "rig_seconds": round(rig_seconds, 3),
         "mesh": {"vertices": len(rig.mesh.vertices), "triangles": len(rig.mesh.triangles)},
     }
@@ -168,6 +175,7 @@ def load_character(store: ArtifactStore, reference_id: str, mask_record: dict) -
         mesh=Mesh.from_json(store.read_json(mask_record["rig_key"])["mesh"])
         if mask_record.get("rig_key")
         else None,
+        subject_kind=mask_record.get("subject_kind"),  # None for references rigged before kinds
     )
 
 

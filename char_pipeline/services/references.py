@@ -169,8 +169,13 @@ class References:
     def _metadata(self, reference_id: str) -> dict:
         meta = self.store.read_json(catalog.upload_meta_key(reference_id))
         error_key = catalog.reference_key(reference_id, "error.json")
+        kind = None
         if self._processed(reference_id):
             status, error = "processed", None
+            mask_key = catalog.record_key("subject_mask", reference_id)
+            if self.store.exists(mask_key):
+                record = self.store.read_json(mask_key)
+                kind = {k: record.get(k) for k in ("subject_kind", "kind_reason")}
         elif self.store.exists(error_key):
             status, error = "failed", self.store.read_json(error_key)
         else:
@@ -182,6 +187,7 @@ class References:
             },
             "status": status,
             "error": error,
+            **(kind or {}),
         }
 
     def require_processed(self, reference_id: str, *, wait: bool = True) -> dict:

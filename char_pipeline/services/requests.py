@@ -54,6 +54,11 @@ class TextControlIn(Strict):
     prompt: str = Field(min_length=1, max_length=2000)
     steps: int = Field(ge=1)
     model: Literal["clip", "custom-nlp"] = "clip"
+    subject_kind: Literal["person", "portrait", "animal", "object", "figure"] | None = Field(
+        default=None,
+        description="Override the kind of subject the reference's rig found (which motions "
+        "apply: a portrait nods instead of waving, an object hops).",
+    )
 
 
 Resolution = Field(default="720x720", pattern=r"^\d+x\d+$", description="WIDTHxHEIGHT")

@@ -47,6 +47,7 @@ def test_text_control(api, auth, present_id):
         headers=auth,
         json={
             "reference_image_id": present_id,
+            "subject_kind": "figure",  # the matcher is under test, not the kinds
             "prompt": "A dancing robot in a city street",
             "steps": 16,
         },
@@ -77,6 +78,7 @@ def test_text_control_models(api, auth, present_id):
         headers=auth,
         json={
             "reference_image_id": present_id,
+            "subject_kind": "figure",  # the matcher is under test, not the kinds
             "prompt": "celebrate the victory",
             "steps": 4,
             "model": "custom-nlp",
@@ -90,6 +92,7 @@ def test_text_control_models(api, auth, present_id):
         headers=auth,
         json={
             "reference_image_id": present_id,
+            "subject_kind": "figure",  # the matcher is under test, not the kinds
             "prompt": "jump twice",
             "steps": 4,
             "model": "custom-nlp",
@@ -101,7 +104,13 @@ def test_text_control_models(api, auth, present_id):
     dab = api.post(
         "/v1/control/text",
         headers=auth,
-        json={"reference_image_id": present_id, "prompt": "dab", "steps": 4, "model": "custom-nlp"},
+        json={
+            "reference_image_id": present_id,
+            "subject_kind": "figure",
+            "prompt": "dab",
+            "steps": 4,
+            "model": "custom-nlp",
+        },
     ).json()
     assert dab["similarity"] < 0.35 and f"'{dab['motion']}'" in dab["notice"]
     # The seed's default model is CLIP: library words need no encoder, other prompts do —
@@ -109,13 +118,23 @@ def test_text_control_models(api, auth, present_id):
     keyword = api.post(
         "/v1/control/text",
         headers=auth,
-        json={"reference_image_id": present_id, "prompt": "wave hello", "steps": 4},
+        json={
+            "reference_image_id": present_id,
+            "subject_kind": "figure",
+            "prompt": "wave hello",
+            "steps": 4,
+        },
     ).json()
     assert (keyword["model"], keyword["matcher"], keyword["motion"]) == ("clip", "keyword", "wave")
     clip = api.post(
         "/v1/control/text",
         headers=auth,
-        json={"reference_image_id": present_id, "prompt": "celebrate the victory", "steps": 4},
+        json={
+            "reference_image_id": present_id,
+            "subject_kind": "figure",
+            "prompt": "celebrate the victory",
+            "steps": 4,
+        },
     )
     error = assert_envelope(clip, 422, "ModelNotInstalled")
     assert "custom-nlp" in error["message"] and "CHAR_CLIP_MODEL_PATH" in error["message"]
@@ -136,3 +155,28 @@ def test_pose_control_with_reference_keypoints(api, auth, present_id):
     )
     assert response.status_code == 200, response.text
     assert np.abs(joint_offsets(np.array(response.json()["z_t"]))).max() < 1e-4
+
+
+def test_text_control_plays_what_fits_the_subject(api, auth, present_id):
+    """The gift box is an object: "wave hello" hops it, and the response says why; a client
+    that knows better names the kind."""
+    body = {"reference_image_id": present_id, "prompt": "wave hello", "steps": 4}
+    api.post(
+        "/v1/control/pose",
+        headers=auth,
+        json={
+            "reference_image_id": present_id,
+            "keypoints": [{"x": 0.5, "y": 0.5}, {"x": 0.5, "y": 0.6}],
+        },
+    )  # waits until processed
+    hop = api.post("/v1/control/text", headers=auth, json=body).json()
+    assert (hop["subject_kind"], hop["motion"]) == ("object", "jump")
+    assert "'wave' does not apply to an object" in hop["motion_reason"]
+    waved = api.post(
+        "/v1/control/text", headers=auth, json={**body, "subject_kind": "person"}
+    ).json()
+    assert (waved["subject_kind"], waved["motion"], waved["motion_reason"]) == (
+        "person",
+        "wave",
+        None,
+    )

@@ -14,6 +14,7 @@ def test_upload_and_metadata(api, auth, present_id):
     assert body["status"] == "processed"
     assert (body["width"], body["height"]) == (128, 128)
     assert body["uploaded_at"].endswith("Z")
+    assert body["subject_kind"] == "object" and "compact" in body["kind_reason"]
 
 
 def test_same_bytes_from_one_account_are_one_reference(api, auth, image_paths, present_id):
