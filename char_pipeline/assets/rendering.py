@@ -27,6 +27,7 @@ from char_pipeline.engine.controls import (
 )
 from char_pipeline.engine.encode import VideoInfo, VideoWriter, probe_video
 from char_pipeline.engine.errors import CharPipelineError
+from char_pipeline.engine.faces import FaceVisibility, face_visibility
 from char_pipeline.engine.images import contact_sheet, encode_png, sheet_indices
 from char_pipeline.engine.metrics import (
     MAX_COLOUR_DISTANCE,
@@ -385,6 +386,11 @@ class VideoConfig(dg.Config):
             description=f"Mean joint-track acceleration ≤ {MAX_JITTER} subject heights/frame².",
         ),
         dg.AssetCheckSpec(
+            "face_visible",
+            asset="video",
+            description="The face the reference shows (MediaPipe face detector) is found in every frame of the contact sheet.",
+        ),
+        dg.AssetCheckSpec(
             "no_pops",
             asset="video",
             description=f"No step between frames (nor a GIF's loop seam) above {MAX_POP_RATIO}× the median step.",
@@ -423,6 +429,7 @@ def video(
     videos, problems = [], []
     coherence: dict[str, TemporalCoherence] = {}
     sheets: dict[str, np.ndarray] = {}
+    sheet_strips: dict[str, list[np.ndarray]] = {}  # the sampled frames, for the face check
     with tempfile.TemporaryDirectory() as folder:
         for name, rendered in frames["controls"].items():
             job_id = name if name in config.job_results else None
@@ -478,6 +485,7 @@ def video(
                         catalog.video_key(reference_id, f"{name}.sheet", "png"), encode_png(sheet)
                     )
                     sheets[name] = sheet
+                    sheet_strips[name] = sheet_frames
                 videos.append(
                     {
                         "control": name,
@@ -537,6 +545,29 @@ def video(
         metadata={"videos_checked": len(videos), "problems": dg.MetadataValue.json(problems)},
     )
     yield from quality_checks(frames, coherence, store, loops="gif" in config.formats)
+    reference_rgb, _ = processing.load_reference_rgba(store, reference_id)
+    yield face_check(
+        {name: face_visibility(reference_rgb, strip) for name, strip in sheet_strips.items()}
+    )
+
+
+def face_check(faces: dict[str, FaceVisibility]) -> dg.AssetCheckResult:
+    """The face the reference shows is found in every sampled frame (not covered by a limb,
+    not turned away, not torn)."""
+    applies = {name: visibility for name, visibility in faces.items() if visibility.applies}
+    missing = {name: v.frames_without_face for name, v in applies.items()}
+    return dg.AssetCheckResult(
+        check_name="face_visible",
+        passed=not any(missing.values()),
+        metadata={
+            "frames_without_face": dg.MetadataValue.json(missing),
+            "faces": dg.MetadataValue.json({name: v.to_json() for name, v in faces.items()}),
+            "measured": bool(applies),
+            "note": "face found in the reference: checked on the contact sheet's frames"
+            if applies
+            else "no face in the reference (or no detector): nothing to check",
+        },
+    )
 
 
 def quality_checks(

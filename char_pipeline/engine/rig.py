@@ -65,9 +65,8 @@ def detect_face(rgb: np.ndarray, binary_mask: np.ndarray) -> tuple[int, int, int
 _POSE_LOCK = threading.Lock()
 
 
-@functools.cache
-def _pose_model():
-    """MediaPipe's pose landmarker (static images), or None when mediapipe is absent."""
+def mediapipe_solutions():
+    """mediapipe's legacy ``solutions`` package, or None when mediapipe is absent."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep TFLite's start-up chatter quiet
     try:
         from google.protobuf import message_factory
@@ -78,10 +77,21 @@ def _pose_model():
             message_factory.MessageFactory.GetPrototype = lambda self, descriptor: (
                 message_factory.GetMessageClass(descriptor)
             )
-        from mediapipe.python.solutions import pose
+        from mediapipe.python import solutions
     except Exception:  # not installed, or its native parts do not load here
         return None
-    return pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False)
+    return solutions
+
+
+@functools.cache
+def _pose_model():
+    """MediaPipe's pose landmarker (static images), or None when mediapipe is absent."""
+    solutions = mediapipe_solutions()
+    if solutions is None:
+        return None
+    return solutions.pose.Pose(
+        static_image_mode=True, model_complexity=1, enable_segmentation=False
+    )
 
 
 def detect_pose(rgb: np.ndarray, binary_mask: np.ndarray) -> np.ndarray | None:
