@@ -46,6 +46,7 @@ def route_limits(settings: Settings) -> dict[tuple[str, str], int]:
         ("POST", "/v1/control/pose"): SMALL_JSON_LIMIT,
         ("POST", "/v1/control/text"): SMALL_JSON_LIMIT,
         ("POST", "/v1/control/latent"): DEFAULT_LIMIT,
+        ("POST", "/v1/control/clip"): 8 * MIB + 64 * KIB,  # a BVH file's text
         ("POST", "/v1/generate/frame"): SMALL_JSON_LIMIT,
         ("POST", "/v1/generate/video"): video,
         ("POST", "/v1/generate/nerf"): SMALL_JSON_LIMIT,

@@ -11,6 +11,7 @@ from char_pipeline.services.requests import (  # noqa: F401  (the routers import
     BatchIn,
     BatchTask,
     CameraPoseIn,
+    ClipControlIn,
     FrameIn,
     KeypointIn,
     NerfIn,
@@ -80,6 +81,17 @@ class TextControlOut(BaseModel):
         description="Why the motion played differs from the prompt's: it does not apply to "
         "this kind of subject, and the nearest one that does was played.",
     )
+    z_sequence: list[list[float]]
+
+
+class ClipControlOut(BaseModel):
+    reference_image_id: str
+    control_type: Literal["clip"] = "clip"
+    clip: str = Field(description="The library clip's name, or 'upload'.")
+    frames: int
+    fps: int
+    source_fps: float = Field(description="The clip's own frame rate (1 / Frame Time).")
+    seconds: float
     z_sequence: list[list[float]]
 
 

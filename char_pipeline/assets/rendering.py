@@ -70,6 +70,12 @@ class ControlsConfig(dg.Config):
         default="dance",
         description="Motion whose keypoint track drives 'pose' when no file is given.",
     )
+    motion_clip: str | None = Field(
+        default=None,
+        description="A motion-capture clip for 'pose' instead: a library name (wave_hello, "
+        "jumping, dab) or a BVH file's path; it plays for its own duration at clip_fps.",
+    )
+    clip_fps: int = Field(default=24, ge=1, le=120)
     text_prompt: str = "wave hello"
     text_model: str = Field(default="custom-nlp", description="custom-nlp (MiniLM) or keyword.")
     latent_seed: int = 7
@@ -91,6 +97,12 @@ def _build_control(
     subject_mask: dict,
 ):
     rest = processing.rest_pose(store, subject_mask)
+    if control_type == "pose" and config.motion_clip:
+        from char_pipeline.engine.bvh import load_clip, retarget
+
+        clip = load_clip(config.motion_clip)  # a library name or a .bvh file's path
+        z = retarget(clip, rest, fps=config.clip_fps)
+        return z, {"motion_clip": config.motion_clip, "seconds": round(clip.seconds, 3)}
     if control_type == "pose":
         if config.pose_keypoints_file:
             frames = json.loads(Path(config.pose_keypoints_file).read_text())

@@ -84,6 +84,12 @@ class EmptyFrameError(InvalidInputError):
     code = "EmptyFrame"
 
 
+class MotionClipError(InvalidInputError):
+    """A motion clip (BVH) that cannot be read or has no body the retargeting can use."""
+
+    code = "InvalidMotionClip"
+
+
 class DeformationError(InvalidInputError):
     """The mesh solver could not pose this subject (deterministic: retrying will not help)."""
 

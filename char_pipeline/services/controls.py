@@ -9,7 +9,7 @@ from char_pipeline.engine.motion import text_sequence
 from char_pipeline.services import processing
 from char_pipeline.services.context import ServiceContext
 from char_pipeline.services.references import References
-from char_pipeline.services.requests import PoseControlIn, TextControlIn
+from char_pipeline.services.requests import ClipControlIn, PoseControlIn, TextControlIn
 
 MAX_STEPS = 10_000
 
@@ -98,5 +98,34 @@ def latent_control(length: int, seed: int | None, distribution: str, *, loop: bo
         "seed": seed,
         "distribution": distribution,
         "loop": loop,
+        "z_sequence": [_round(z) for z in z_sequence],
+    }
+
+
+def clip_control(ctx: ServiceContext, body: ClipControlIn) -> dict:
+    """A motion clip (the library's, or a BVH file) retargeted onto the reference's rig."""
+    from char_pipeline.engine.bvh import load_clip, retarget
+
+    if (body.clip is None) == (body.bvh is None):
+        raise InvalidInputError("Give either clip (a library name) or bvh (a file's text).")
+    if body.steps is not None and body.steps > MAX_STEPS:
+        raise InvalidInputError(f"steps must be at most {MAX_STEPS}.", field="steps")
+    mask_record = References(ctx).require_processed(body.reference_image_id)
+    clip = load_clip(body.clip if body.clip is not None else body.bvh)
+    z_sequence = retarget(
+        clip, processing.rest_pose(ctx.store, mask_record), fps=body.fps, steps=body.steps
+    )
+    if len(z_sequence) > MAX_STEPS:
+        raise InvalidInputError(
+            f"The clip makes {len(z_sequence)} frames at {body.fps} fps; at most {MAX_STEPS}.",
+            field="fps",
+        )
+    return {
+        "reference_image_id": body.reference_image_id,
+        "clip": body.clip or "upload",
+        "frames": len(z_sequence),
+        "fps": body.fps,
+        "source_fps": round(1.0 / clip.frame_time, 3),
+        "seconds": round(clip.seconds, 3),
         "z_sequence": [_round(z) for z in z_sequence],
     }

@@ -61,6 +61,23 @@ class TextControlIn(Strict):
     )
 
 
+class ClipControlIn(Strict):
+    """A motion-capture clip retargeted onto the reference (engine/bvh.py): a clip of the
+    library by name, or a BVH file's text."""
+
+    reference_image_id: str
+    clip: str | None = Field(
+        default=None, description="A clip of the library: wave_hello, jumping, dab."
+    )
+    bvh: str | None = Field(default=None, description="The text of a BVH file (≤ 8 MB).")
+    fps: int = Field(default=24, ge=1, le=120, description="Frames per second of the result.")
+    steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Frames to spread the clip over (default: its duration at fps).",
+    )
+
+
 Resolution = Field(default="720x720", pattern=r"^\d+x\d+$", description="WIDTHxHEIGHT")
 
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from char_pipeline.engine.controls import Z_DIM, joint_offsets
 from tests.api.conftest import assert_envelope
@@ -180,3 +181,34 @@ def test_text_control_plays_what_fits_the_subject(api, auth, present_id):
         "wave",
         None,
     )
+
+
+def test_clip_control_retargets_a_motion_capture_clip(api, auth, present_id):
+    from char_pipeline.engine.bvh import MOTIONS_DIR
+
+    body = {"reference_image_id": present_id, "clip": "jumping", "fps": 12}
+    answer = api.post("/v1/control/clip", headers=auth, json=body)
+    assert answer.status_code == 200, answer.text
+    clip = answer.json()
+    assert clip["frames"] == len(clip["z_sequence"]) == round(clip["seconds"] * 12)
+    assert clip["source_fps"] == pytest.approx(29.97, abs=0.01)
+    uploaded = api.post(
+        "/v1/control/clip",
+        headers=auth,
+        json={
+            "reference_image_id": present_id,
+            "bvh": (MOTIONS_DIR / "jumping.bvh").read_text(),
+            "fps": 12,
+        },
+    ).json()
+    assert uploaded["clip"] == "upload" and uploaded["z_sequence"] == clip["z_sequence"]
+    broken = api.post(
+        "/v1/control/clip",
+        headers=auth,
+        json={"reference_image_id": present_id, "bvh": "HIERARCHY\nnonsense\nMOTION\n"},
+    )
+    assert_envelope(broken, 422, "InvalidMotionClip")
+    unknown = api.post(
+        "/v1/control/clip", headers=auth, json={"reference_image_id": present_id, "clip": "moon"}
+    )
+    assert "wave_hello" in assert_envelope(unknown, 422, "InvalidMotionClip")["message"]

@@ -233,3 +233,43 @@ def test_the_engine_and_a_dagster_run_give_the_same_frames(tmp_path):
         stored = decode_png(store.read_bytes(catalog.frame_key("ref_drawn_pig", "text", index)))
         assert np.array_equal(frame, stored[..., :3]), index
         assert (alpha > 127).sum() > 0.9 * (scene.subject[..., 3] > 127).sum()
+
+
+def test_a_motion_clip_drives_the_pose_control(setup):
+    """The Dagster door for motion clips: a library clip retargeted in control_sequences; an
+    unknown clip fails the partition with the engine's message."""
+    instance, resources, _ = setup
+    config = {
+        "ops": {
+            "control_sequences": {
+                "config": {"control_types": ["pose"], "motion_clip": "jumping", "clip_fps": 4}
+            },
+            "frames": {"config": {"resolution": "64x64"}},
+            "video": {"config": {"fps": 4, "formats": ["mp4"]}},
+        }
+    }
+    assets = [a for a in ASSETS if a.key.path[-1] not in ("nerf_model", "nerf_video")]
+    result = dg.materialize(
+        assets,
+        partition_key="ref_present",
+        instance=instance,
+        resources=resources,
+        run_config=config,
+    )
+    assert result.success
+    control = result.output_for_node("control_sequences")["controls"]["pose"]
+    assert control["motion_clip"] == "jumping" and control["frames"] == round(
+        control["seconds"] * 4
+    )
+    config["ops"]["control_sequences"]["config"]["motion_clip"] = "moonwalk"
+    failed = dg.materialize(
+        assets,
+        partition_key="ref_present",
+        instance=instance,
+        resources=resources,
+        run_config=config,
+        raise_on_error=False,
+    )
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.is_step_failure)
+    assert "Unknown motion clip 'moonwalk'" in str(failure.step_failure_data.error)

@@ -7,7 +7,7 @@ from char_pipeline.engine.faces import face_visibility
 
 
 def test_a_covered_face_is_seen_missing(astronaut):
-    reference, mask = astronaut
+    reference, _ = astronaut
     frame = reference.rgb.copy()
     covered = frame.copy()
     # The helmet (bottom right of the photo) lifted over her face, as the old "wave" did.

@@ -3,6 +3,8 @@ from fastapi import APIRouter, Depends, Query
 from char_pipeline.api.deps import AppState, account_state, require_scope
 from char_pipeline.api.openapi import errors
 from char_pipeline.api.schemas import (
+    ClipControlIn,
+    ClipControlOut,
     LatentControlOut,
     PoseControlIn,
     PoseControlOut,
@@ -35,6 +37,18 @@ def pose_control(body: PoseControlIn, state: AppState = WRITER) -> dict:
 )
 def text_control(body: TextControlIn, state: AppState = WRITER) -> dict:
     return controls.text_control(state, body)
+
+
+@router.post(
+    "/clip",
+    response_model=ClipControlOut,
+    summary="Retarget a Motion Clip (BVH)",
+    responses=errors(404),
+)
+def clip_control(body: ClipControlIn, state: AppState = WRITER) -> dict:
+    """A motion-capture clip — one of the library's (wave_hello, jumping, dab) or a BVH
+    file's text — retargeted onto the reference's rig: a z sequence for /v1/generate/video."""
+    return controls.clip_control(state, body)
 
 
 @router.post(
