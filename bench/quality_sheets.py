@@ -116,6 +116,73 @@ def measure(name: str, path: Path, out: Path, size: int, steps: int) -> dict:
     return figures
 
 
+def motions(out: Path, size: int, steps: int, only: set[str]) -> None:
+    """Every motion of the library that applies to each reference's kind, and the wave_hello
+    clip for people and figures: the checks' figures per video, one contact sheet per
+    reference (a row per motion). A row with a figure past its check's bound is flagged."""
+    from char_pipeline.engine.bvh import load_clip, retarget
+    from char_pipeline.engine.faces import face_visibility
+    from char_pipeline.engine.kinds import APPLIES_TO
+
+    renderer = get_renderer("mesh")
+    print(
+        f"{'reference':<15}{'kind':<10}{'motion':<12}{'torn':>8}{'cover':>7}{'pops':>6}{'face':>6}"
+    )
+    for name, path in REFERENCES.items():
+        if name not in only:
+            continue
+        character = prepare_character(path.read_bytes())
+        scene = renderer.prepare(character, RenderSettings(width=size, height=size))
+        _, rest_alpha = renderer.render_layers(scene, empty_z())
+        rest_area = max(1, int((rest_alpha > 127).sum()))
+        kind = character.subject_kind or "figure"
+        plays = {m: MotionPlan(m, None, MotionParams(), ()) for m in APPLIES_TO[kind]}
+        sequences = {m: motion_sequence(plan, steps) for m, plan in plays.items()}
+        if kind in ("person", "figure"):
+            sequences["clip:wave_hello"] = retarget(load_clip("wave_hello"), character.rest, fps=24)
+        rows = []
+        for motion, z_sequence in sequences.items():
+            coherence = metrics.TemporalCoherence()
+            torn, coverage, strip = 0.0, 1.0, []
+            at = set(sheet_indices(len(z_sequence)))
+            for index, z_t in enumerate(playable_sequence(renderer, scene, z_sequence)):
+                frame, alpha, share = renderer.render_measured(scene, z_t)
+                torn = max(torn, share)
+                coverage = min(coverage, float((alpha > 127).sum()) / rest_area)
+                coherence.add(frame)
+                if index in at:
+                    strip.append(frame)
+            faces = (
+                face_visibility(character.rgb, strip) if kind in ("person", "portrait") else None
+            )
+            pops = coherence.pop_ratio(loop=not motion.startswith("clip:"))  # a clip plays once
+            bad = (
+                torn > metrics.MAX_TORN_SHARE
+                or coverage < metrics.MIN_FRAME_COVERAGE_SHARE
+                or pops > metrics.MAX_POP_RATIO
+                or (faces is not None and faces.applies and faces.frames_without_face > 0)
+            )
+            face = (
+                f"{len(strip) - faces.frames_without_face}/{len(strip)}"
+                if faces is not None and faces.applies
+                else "-"
+            )
+            print(
+                f"{name:<15}{kind:<10}{motion:<12}{torn:>8.4f}{coverage:>7.2f}{pops:>6.2f}"
+                f"{face:>6}" + ("  <-- check fails" if bad else "")
+            )
+            rows.append(contact_sheet(strip, height=96))
+        width = max(row.shape[1] for row in rows)
+        rows = [
+            np.pad(r, ((0, 3), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows
+        ]
+        cv2.imwrite(
+            str(out / f"{name}_motions.jpg"),
+            np.vstack(rows)[..., ::-1],
+            [cv2.IMWRITE_JPEG_QUALITY, 80],
+        )
+
+
 def compare(before: Path, after: Path, out: Path, row_height: int = 104) -> None:
     """One image per reference: the older code's three sheets over today's, labelled."""
     out.mkdir(parents=True, exist_ok=True)
@@ -149,12 +216,18 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--only", default="", help="comma-separated reference names")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
+    parser.add_argument(
+        "--motions", action="store_true", help="every motion that applies to each kind"
+    )
     args = parser.parse_args()
     if args.compare:
         compare(*args.compare, args.out)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     wanted = {n for n in args.only.split(",") if n} or set(REFERENCES)
+    if args.motions:
+        motions(args.out, args.size, args.frames, wanted)
+        return
     results = {}
     print(
         f"{'reference':<15}{'mask':<9}{'rig':<11}{'iou':>7}{'dark':>8}{'mirror':>8}"

@@ -46,8 +46,8 @@ MOVABLE_JOINTS: dict[str, tuple[str, ...] | None] = {
 # Which motions of the library each kind plays as they are; the others map to a substitute.
 APPLIES_TO: dict[str, tuple[str, ...]] = {
     "person": (
-        "idle", "wave", "walk", "run", "jump", "dance", "spin", "bow", "nod", "clap", "bounce",
-        "sway", "shake",
+        "idle", "wave", "walk", "run", "jump", "dance", "bow", "nod", "clap", "bounce", "sway",
+        "shake",
     ),
     "figure": (
         "idle", "wave", "walk", "run", "jump", "dance", "spin", "bow", "nod", "clap", "bounce",
@@ -58,6 +58,8 @@ APPLIES_TO: dict[str, tuple[str, ...]] = {
     "object": ("idle", "jump", "bounce", "sway", "spin"),
 }  # fmt: skip
 SUBSTITUTES: dict[str, dict[str, str]] = {
+    # One photo cannot turn a person around: "spin" would tip the picture over.
+    "person": {"spin": "sway"},
     "portrait": {
         "wave": "nod", "clap": "nod", "dance": "sway", "walk": "sway", "run": "sway",
         "jump": "nod", "bounce": "nod", "spin": "shake",

@@ -25,10 +25,9 @@ MIN_IDENTITY_COSINE = 0.6
 MAX_COLOUR_DISTANCE = 0.4
 MAX_WARP_ERROR = 12.0
 MAX_JITTER = 0.03
-# A step between frames (or a GIF's loop seam) more than MAX_POP_RATIO × the median step is a
-# pop: today's demo videos reach 2.8; an open latent sequence's seam 4.0–5.0, the astronaut's
-# dance damped frame by frame 5.3. Steps are mean |Δ| on frames at ≤ 256 px, 0–255.
-MAX_POP_RATIO = 3.5
+# A step between frames (or a GIF's loop seam) more than MAX_POP_RATIO × the mean of the steps
+# either side of it is a pop. Steps are mean |Δ| on frames at ≤ 256 px, 0–255.
+MAX_POP_RATIO = 2.5
 POP_FLOOR = 0.5
 
 
@@ -111,12 +110,22 @@ class TemporalCoherence:
         return float(np.abs(self._first.astype(np.int16) - self._previous.astype(np.int16)).mean())
 
     def pop_ratio(self, *, loop: bool) -> float:
-        """The largest step between frames (the loop's seam too, when ``loop``) over the median
-        step (at least POP_FLOOR): a pop or a seam stands out of the motion around it."""
-        if not self.steps:
+        """The largest step between frames over the mean of the steps either side of it (at
+        least POP_FLOOR); with ``loop`` the seam from the last frame to the first is one more
+        step, between the last and the first. A pop is a step its neighbours do not share;
+        a fast phase of a motion (a jump's take-off, a nod after a pause) is shared by the
+        frames around it, so it does not count (the median of all steps flagged those)."""
+        steps = [*self.steps, self.seam] if loop else list(self.steps)
+        if len(steps) < 2:
             return 0.0
-        largest = max([*self.steps, self.seam] if loop else self.steps)
-        return largest / max(float(np.median(self.steps)), POP_FLOOR)
+        worst = 0.0
+        for index, step in enumerate(steps):
+            if loop:
+                around = [steps[index - 1], steps[(index + 1) % len(steps)]]
+            else:
+                around = [steps[i] for i in (index - 1, index + 1) if 0 <= i < len(steps)]
+            worst = max(worst, step / max(float(np.mean(around)), POP_FLOOR))
+        return worst
 
 
 def joint_jitter(z_sequence: np.ndarray) -> float:
