@@ -34,25 +34,29 @@ def main() -> None:
                     ("jitter", "jitter"),
                     ("max_torn_share", "torn"),
                     ("min_coverage_share", "cover"),
+                    ("pop_ratio", "pops"),
                 ):
                     if field in evaluation.metadata:
                         for control, value in evaluation.metadata[field].value.items():
-                            rows.setdefault((partition, control), {})[key] = value
+                            # Runs come newest first: keep the newest figure.
+                            rows.setdefault((partition, control), {}).setdefault(key, value)
                 for field in ("silhouette_iou", "dark_fill_share", "mirror_mismatch"):
                     if field in evaluation.metadata:
-                        scenes.setdefault(partition, {})[field] = evaluation.metadata[field].value
+                        scenes.setdefault(partition, {}).setdefault(
+                            field, evaluation.metadata[field].value
+                        )
     if not rows:
         raise SystemExit("No demo runs found: run `make demo` first.")
     print(
         f"{'reference':<24}{'control':<8}{'identity':>9}{'colour':>8}{'warp':>7}{'jitter':>9}"
-        f"{'torn':>8}{'cover':>7}"
+        f"{'torn':>8}{'cover':>7}{'pops':>6}"
     )
     for (partition, control), figures in sorted(rows.items()):
         print(
             f"{partition:<24}{control:<8}{figures.get('identity') or 0:>9.3f}"
             f"{figures.get('colour', 0):>8.3f}{figures.get('warp', 0):>7.2f}"
             f"{figures.get('jitter', 0):>9.4f}{figures.get('torn') or 0:>8.4f}"
-            f"{figures.get('cover') or 0:>7.2f}"
+            f"{figures.get('cover') or 0:>7.2f}{figures.get('pops') or 0:>6.2f}"
         )
     print(f"\n{'reference':<24}{'silhouette IoU':>15}{'near-black excess':>19}{'mirror':>8}")
     for partition, figures in sorted(scenes.items()):

@@ -186,7 +186,7 @@ def control_sequences(
         if c.get("notice") or c.get("motion_reason")
     }
     for name, notice in notices.items():
-        context.log.warning(f"{reference_id} {name}: {notice}")
+        context.log.info(f"{reference_id} {name}: {notice}")
     context.add_output_metadata(
         {"controls": dg.MetadataValue.json(controls), "notices": dg.MetadataValue.json(notices)}
     )

@@ -26,6 +26,8 @@ from char_pipeline.engine.controls import (
     JOINT_DEPTHS,
     JOINT_INDEX,
     NUM_JOINTS,
+    ROOT_TX,
+    ROOT_TY,
     joint_offsets,
     set_joint_offsets,
 )
@@ -54,7 +56,7 @@ APPLIES_TO: dict[str, tuple[str, ...]] = {
         "sway", "shake",
     ),
     "portrait": ("idle", "nod", "shake", "sway", "bow"),
-    "animal": ("idle", "nod", "shake", "sway", "jump", "bounce", "spin"),
+    "animal": ("idle", "nod", "shake", "sway", "jump", "bounce"),
     "object": ("idle", "jump", "bounce", "sway", "spin"),
 }  # fmt: skip
 SUBSTITUTES: dict[str, dict[str, str]] = {
@@ -65,7 +67,7 @@ SUBSTITUTES: dict[str, dict[str, str]] = {
         "jump": "nod", "bounce": "nod", "spin": "shake",
     },
     "animal": {"wave": "nod", "clap": "nod", "dance": "bounce", "walk": "sway", "run": "bounce",
-               "bow": "nod"},
+               "bow": "nod", "spin": "shake"},  # a close-up squashed to a spin tore at its cut edges
     "object": {"wave": "jump", "clap": "bounce", "dance": "bounce", "walk": "sway",
                "run": "bounce", "nod": "sway", "shake": "sway", "bow": "sway"},
 }  # fmt: skip
@@ -122,9 +124,14 @@ def _has_cat_face(rgb: np.ndarray) -> bool:
     return False
 
 
+TORSO = [JOINT_INDEX[name] for name in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+TRAVELLING_KINDS = ("object", "animal")  # kinds whose torso joints are still
+
+
 def restrict_to_kind(z: np.ndarray, kind: str | None) -> np.ndarray:
     """``z`` (one vector or a sequence) with the joints the kind keeps still at rest: their
-    offsets and depths zeroed. Root motion (hop, sway, turn, squash) is untouched."""
+    offsets and depths zeroed. Root motion (hop, sway, turn, squash) is kept; for an object or
+    an animal the torso's travel joins it."""
     movable = MOVABLE_JOINTS.get(kind or "figure")
     if movable is None:
         return z
@@ -132,6 +139,13 @@ def restrict_to_kind(z: np.ndarray, kind: str | None) -> np.ndarray:
     still[[JOINT_INDEX[name] for name in movable]] = False
     restricted = np.array(z, dtype=np.float32, copy=True)
     offsets = joint_offsets(restricted).copy()
+    if kind in TRAVELLING_KINDS:
+        # The pose's torso travel (a keypoint track bakes its hops into the joints) moves the
+        # whole subject, so a product given a dancing person's track bobs along instead of
+        # standing still.
+        travel = offsets[..., TORSO, :].mean(axis=-2)
+        restricted[..., ROOT_TX] += travel[..., 0]
+        restricted[..., ROOT_TY] += travel[..., 1]
     offsets[..., still, :] = 0.0
     set_joint_offsets(restricted, offsets)
     depths = restricted[..., JOINT_DEPTHS]

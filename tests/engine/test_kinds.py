@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from char_pipeline.engine.controls import JOINT_INDEX, empty_z, joint_offsets, set_joint_offsets
+from char_pipeline.engine.controls import (
+    JOINT_INDEX,
+    ROOT_TX,
+    ROOT_TY,
+    empty_z,
+    joint_offsets,
+    set_joint_offsets,
+)
 from char_pipeline.engine.kinds import motion_for_kind, restrict_to_kind
 from char_pipeline.engine.pipeline import prepare_character
 
@@ -38,7 +45,9 @@ def test_an_object_does_not_bend_and_a_portrait_moves_no_limb():
     z = empty_z()
     offsets = np.full((17, 2), 0.05)
     set_joint_offsets(z, offsets)
-    assert np.abs(joint_offsets(restrict_to_kind(z, "object"))).max() == 0.0
+    rigid = restrict_to_kind(z, "object")
+    assert np.abs(joint_offsets(rigid)).max() == 0.0
+    assert rigid[ROOT_TX] == pytest.approx(0.05) and rigid[ROOT_TY] == pytest.approx(0.05)
     portrait = joint_offsets(restrict_to_kind(z, "portrait"))
     assert portrait[JOINT_INDEX["nose"]] == pytest.approx([0.05, 0.05])
     assert portrait[JOINT_INDEX["left_shoulder"]] == pytest.approx([0.05, 0.05])
