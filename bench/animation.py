@@ -22,7 +22,8 @@ import skimage
 
 from char_pipeline.engine.images import load_reference_image
 from char_pipeline.engine.motion import text_sequence
-from char_pipeline.engine.render import Character, RenderSettings
+from char_pipeline.engine.pipeline import character_from
+from char_pipeline.engine.render import RenderSettings
 from char_pipeline.engine.renderers import get_renderer, playable_sequence
 from char_pipeline.engine.rig import build_rig
 from char_pipeline.engine.segmentation import segment_subject
@@ -46,10 +47,8 @@ def long_video(frames: int) -> None:
     from char_pipeline.engine.encode import VideoWriter, probe_video
 
     reference, mask = character("astronaut")
-    rig = build_rig(reference.rgb, mask.soft, mask.binary, mask.bbox)
-    subject = Character(
-        reference.rgb, mask.soft, mask.bbox, rig.rest, mask.source, rig.kind, rig.mesh
-    )
+    rig = build_rig(reference.rgb, mask.soft, mask.binary, mask.bbox, mask_source=mask.source)
+    subject = character_from(reference.rgb, mask, rig)
     renderer = get_renderer("mesh")
     scene = renderer.prepare(subject, RenderSettings(720, 720))
     z_sequence, _ = text_sequence("dance", frames)  # (frames, 64) float32: 0.8 MB at 3,000
@@ -88,16 +87,7 @@ def main() -> None:
                 reference.rgb, mask.soft, mask.binary, mask.bbox, mask_source=mask.source
             )
             builds.append(time.perf_counter() - started)
-        subject = Character(
-            reference.rgb,
-            mask.soft,
-            mask.bbox,
-            rig.rest,
-            mask.source,
-            rig.kind,
-            rig.mesh,
-            rig.subject_kind,
-        )
+        subject = character_from(reference.rgb, mask, rig)
         line = (
             f"{name:<13} rig {rig.kind:<14} build median {statistics.median(builds):.3f} s "
             f"(first {builds[0]:.3f} s), mesh {len(rig.mesh.vertices)} vertices"

@@ -18,7 +18,8 @@ import skimage
 from char_pipeline.engine.encode import VideoWriter, probe_video
 from char_pipeline.engine.images import load_reference_image
 from char_pipeline.engine.motion import text_sequence
-from char_pipeline.engine.render import Character, RenderSettings, parse_resolution
+from char_pipeline.engine.pipeline import character_from
+from char_pipeline.engine.render import RenderSettings, parse_resolution
 from char_pipeline.engine.renderers import get_renderer
 from char_pipeline.engine.rig import build_rig
 from char_pipeline.engine.segmentation import segment_subject
@@ -40,10 +41,8 @@ def main() -> None:
     width, height = parse_resolution(args.resolution)
     reference = load_reference_image(IMAGES[args.image].read_bytes())
     mask = segment_subject(reference)
-    rig = build_rig(reference.rgb, mask.soft, mask.binary, mask.bbox)
-    character = Character(
-        reference.rgb, mask.soft, mask.bbox, rig.rest, mask.source, rig.kind, rig.mesh
-    )
+    rig = build_rig(reference.rgb, mask.soft, mask.binary, mask.bbox, mask_source=mask.source)
+    character = character_from(reference.rgb, mask, rig)
     z_sequence, _ = text_sequence("dance", args.frames)
     renderer = get_renderer(args.renderer)
     totals, renders = [], []

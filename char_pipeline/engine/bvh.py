@@ -37,6 +37,7 @@ from char_pipeline.engine.controls import (
     validate_z,
 )
 from char_pipeline.engine.errors import MotionClipError
+from char_pipeline.engine.render import LIMB_BONES
 
 MOTIONS_DIR = Path(__file__).resolve().parent.parent / "motions"
 MAX_BVH_BYTES = 8 * 1024 * 1024
@@ -60,17 +61,6 @@ BVH_JOINTS: dict[str, tuple[str, ...]] = {
     "neck": ("neck",),
     "head": ("head",),
 }
-# Limbs the character takes from the clip: (parent COCO joint, child COCO joint).
-LIMB_CHAIN = (
-    ("left_shoulder", "left_elbow"),
-    ("left_elbow", "left_wrist"),
-    ("right_shoulder", "right_elbow"),
-    ("right_elbow", "right_wrist"),
-    ("left_hip", "left_knee"),
-    ("left_knee", "left_ankle"),
-    ("right_hip", "right_knee"),
-    ("right_knee", "right_ankle"),
-)
 HEAD_JOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 
 
@@ -311,7 +301,7 @@ def retarget(clip: Clip, rest: RestPose, *, fps: float, steps: int | None = None
     head_shift = neck_now + head_dir * np.linalg.norm(rest_head) - joints[:, j["nose"]]
     for name in HEAD_JOINTS:
         joints[:, j[name]] += head_shift
-    for parent, child in LIMB_CHAIN:
+    for parent, child in LIMB_BONES:  # the character's limbs, parents before children
         direction = plane(at(child) - at(parent))
         direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-9)
         length = np.linalg.norm(rest.joints[j[child]] - rest.joints[j[parent]])

@@ -203,17 +203,23 @@ def swing(
     """The default turntable: the camera swings ±``amplitude`` degrees about the reference
     view and back (azimuth = amplitude · sin 2πt, a seamless loop). One photo shows one side
     of the subject; a full orbit's back half is a guess, so it is shown only when asked for."""
-    poses = []
-    for index in range(frames):
-        azimuth = math.radians(amplitude * math.sin(2 * math.pi * index / max(frames, 1)))
-        tilt = math.radians(elevation)
-        position = (
-            distance * math.cos(tilt) * math.sin(azimuth),
-            distance * math.sin(tilt),
-            distance * math.cos(tilt) * math.cos(azimuth),
+    return [
+        _orbit_pose(
+            amplitude * math.sin(2 * math.pi * index / max(frames, 1)), elevation, distance, fov
         )
-        poses.append(CameraPose(position, fov=fov))
-    return poses
+        for index in range(frames)
+    ]
+
+
+def _orbit_pose(azimuth: float, elevation: float, distance: float, fov: float) -> CameraPose:
+    """A camera on the sphere about the subject, looking at its centre (degrees)."""
+    azimuth, tilt = math.radians(azimuth), math.radians(elevation)
+    position = (
+        distance * math.cos(tilt) * math.sin(azimuth),
+        distance * math.sin(tilt),
+        distance * math.cos(tilt) * math.cos(azimuth),
+    )
+    return CameraPose(position, fov=fov)
 
 
 def arc(
@@ -226,18 +232,11 @@ def arc(
     fov: float = REFERENCE_FOV,
 ) -> list[CameraPose]:
     """Part of an orbit, from one azimuth to another (degrees), both ends included."""
-    poses = []
-    for index in range(frames):
-        share = index / (frames - 1) if frames > 1 else 0.0
-        azimuth = math.radians(start_azimuth + (end_azimuth - start_azimuth) * share)
-        tilt = math.radians(elevation)
-        position = (
-            distance * math.cos(tilt) * math.sin(azimuth),
-            distance * math.sin(tilt),
-            distance * math.cos(tilt) * math.cos(azimuth),
-        )
-        poses.append(CameraPose(position, fov=fov))
-    return poses
+    shares = [index / (frames - 1) if frames > 1 else 0.0 for index in range(frames)]
+    return [
+        _orbit_pose(start_azimuth + (end_azimuth - start_azimuth) * share, elevation, distance, fov)
+        for share in shares
+    ]
 
 
 def dolly(

@@ -11,8 +11,8 @@ from char_pipeline.engine.encode import VideoInfo, VideoWriter, probe_video
 from char_pipeline.engine.images import load_reference_image
 from char_pipeline.engine.render import Character, RenderSettings, parse_resolution
 from char_pipeline.engine.renderers import get_renderer, playable_sequence
-from char_pipeline.engine.rig import build_rig
-from char_pipeline.engine.segmentation import segment_subject
+from char_pipeline.engine.rig import Rig, build_rig
+from char_pipeline.engine.segmentation import SubjectMask, segment_subject
 
 
 def prepare_character(image_bytes: bytes) -> Character:
@@ -20,15 +20,13 @@ def prepare_character(image_bytes: bytes) -> Character:
     reference = load_reference_image(image_bytes)
     mask = segment_subject(reference)
     rig = build_rig(reference.rgb, mask.soft, mask.binary, mask.bbox, mask_source=mask.source)
+    return character_from(reference.rgb, mask, rig)
+
+
+def character_from(rgb: np.ndarray, mask: SubjectMask, rig: Rig) -> Character:
+    """The renderers' view of a segmented, rigged reference."""
     return Character(
-        reference.rgb,
-        mask.soft,
-        mask.bbox,
-        rig.rest,
-        mask.source,
-        rig.kind,
-        rig.mesh,
-        rig.subject_kind,
+        rgb, mask.soft, mask.bbox, rig.rest, mask.source, rig.kind, rig.mesh, rig.subject_kind
     )
 
 
