@@ -20,11 +20,6 @@ from char_pipeline.engine.controls import (
     JOINT_DEPTHS,
     JOINT_INDEX,
     JOINT_OFFSETS,
-    ROOT_LOG_SCALE,
-    ROOT_LOG_SQUASH_X,
-    ROOT_ROTATION,
-    ROOT_TX,
-    ROOT_TY,
     joint_offsets,
     validate_z,
 )
@@ -42,6 +37,7 @@ from char_pipeline.engine.render import (
     bone_segments,
     composite,
     place_subject,
+    root_transform,
     warp_subject,
 )
 
@@ -189,12 +185,7 @@ class MeshRenderer:
             # cut edge, a skeleton guessed on a cat): play as much of it as stays whole.
             solved, _, torn = self._damped(scene, z, stretch)
         # Root motion about the pivot (the bottom centre of the subject's box).
-        angle = float(z[ROOT_ROTATION])
-        scale = float(np.exp(z[ROOT_LOG_SCALE]))
-        squash = float(np.exp(z[ROOT_LOG_SQUASH_X]))
-        shift = np.array([z[ROOT_TX], z[ROOT_TY]], dtype=np.float64) * unit
-        cos, sin = np.cos(-angle), np.sin(-angle)
-        forward = np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale * squash, scale])
+        forward, shift = root_transform(z, unit)
         posed = (solved - scene.pivot) @ forward.T + scene.pivot + shift
         if scene.root_weight is not None:  # a cut edge does not hop, sway or turn
             posed = solved + scene.root_weight[:, None] * (posed - solved)

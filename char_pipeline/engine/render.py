@@ -363,6 +363,17 @@ def _background(
     )
 
 
+def root_transform(z: np.ndarray, unit: float) -> tuple[np.ndarray, np.ndarray]:
+    """The root motion of ``z`` about the pivot: a 2×2 map (rotation, scale, horizontal
+    squash) and a shift in frame pixels (``unit``: the subject's height in pixels)."""
+    angle = float(z[ROOT_ROTATION])
+    scale = float(np.exp(z[ROOT_LOG_SCALE]))
+    squash = float(np.exp(z[ROOT_LOG_SQUASH_X]))
+    shift = np.array([z[ROOT_TX], z[ROOT_TY]], dtype=np.float64) * unit
+    cos, sin = np.cos(-angle), np.sin(-angle)
+    return np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale * squash, scale]), shift
+
+
 def bone_segments(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end points (B, 2) of the skinning bones for a (17, 2) joint array."""
     j = {name: joints[index] for name, index in JOINT_INDEX.items()}
@@ -460,12 +471,7 @@ class WarpRenderer:
         posed_joints = scene.rest_joints + joint_offsets(z) * unit * scene.limb_gain
 
         # Undo the root motion first: output pixel → pre-root pixel.
-        angle = float(z[ROOT_ROTATION])
-        scale = float(np.exp(z[ROOT_LOG_SCALE]))
-        squash = float(np.exp(z[ROOT_LOG_SQUASH_X]))
-        shift = np.array([z[ROOT_TX], z[ROOT_TY]], dtype=np.float64) * unit
-        cos, sin = np.cos(-angle), np.sin(-angle)
-        forward = np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale * squash, scale])
+        forward, shift = root_transform(z, unit)
         relative = scene.grid_points - scene.pivot - shift
         pre_root = relative @ np.linalg.inv(forward).T + scene.pivot
 
