@@ -34,6 +34,7 @@ from char_pipeline.engine.controls import (
 
 SubjectKind = Literal["person", "portrait", "animal", "object", "figure"]
 SUBJECT_KINDS: tuple[str, ...] = ("person", "portrait", "animal", "object", "figure")
+# Rigs whose skeleton really is a person's (limbs follow the control in full).
 PERSON_RIGS = ("pose-model", "face", "client")
 # A mask this close to its convex hull (area share) is one compact piece: an object.
 OBJECT_SOLIDITY = 0.8

@@ -28,14 +28,12 @@ from char_pipeline.engine.controls import (
     validate_z,
 )
 from char_pipeline.engine.errors import InvalidInputError, ResourceExhaustedError
-from char_pipeline.engine.kinds import restrict_to_kind
+from char_pipeline.engine.kinds import PERSON_RIGS, restrict_to_kind
 from char_pipeline.engine.mesh import Mesh
 
 Background = Literal["auto", "scene", "solid", "image"]
 MAX_RENDER_PIXELS = 3840 * 2160
 SOLID_BACKGROUND = (236, 236, 232)
-# Rigs whose skeleton really is a person's (limbs follow the control in full).
-PERSON_RIGS = ("pose-model", "face", "client")
 _RESOLUTION = re.compile(r"^(\d+)x(\d+)$")
 
 # Bones of the skeleton: each moves the pixels near it rigidly (linear blend skinning).

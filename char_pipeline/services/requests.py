@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from char_pipeline.engine.controls import Z_DIM
+from char_pipeline.engine.kinds import SubjectKind
 
 # The layout's length is checked by the engine (its error names the layout and the docs);
 # the schema states it too, so generated clients and fuzzers send vectors that fit.
@@ -54,7 +55,7 @@ class TextControlIn(Strict):
     prompt: str = Field(min_length=1, max_length=2000)
     steps: int = Field(ge=1)
     model: Literal["clip", "custom-nlp"] = "clip"
-    subject_kind: Literal["person", "portrait", "animal", "object", "figure"] | None = Field(
+    subject_kind: SubjectKind | None = Field(
         default=None,
         description="Override the kind of subject the reference's rig found (which motions "
         "apply: a portrait nods instead of waving, an object hops).",
