@@ -29,14 +29,17 @@ import skimage
 from char_pipeline.engine import metrics
 from char_pipeline.engine.controls import (
     empty_z,
-    encode_pose_sequence,
-    keypoints_from_json,
-    keypoints_from_z,
     latent_sequence,
 )
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.images import contact_sheet, sheet_indices
-from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequence, text_sequence
+from char_pipeline.engine.motion import (
+    MotionParams,
+    MotionPlan,
+    keypoint_track,
+    motion_sequence,
+    text_sequence,
+)
 from char_pipeline.engine.pipeline import prepare_character
 from char_pipeline.engine.render import RenderSettings
 from char_pipeline.engine.renderers import get_renderer, playable_sequence
@@ -63,9 +66,7 @@ REFERENCES = {
 def controls(rest, steps: int, subject_kind: str | None = None) -> dict[str, np.ndarray]:
     """The demo's three controls: a dance keypoint track, 'wave hello' (for the subject's
     kind, as the control_sequences asset plays it), latent seed 7."""
-    plan = MotionPlan("dance", None, MotionParams(), ())
-    track = keypoints_from_z(motion_sequence(plan, steps), rest)
-    pose = encode_pose_sequence([keypoints_from_json(frame) for frame in track], rest)
+    _, pose = keypoint_track("dance", steps, rest)
     text, _ = text_sequence("wave hello", steps, model="custom-nlp", subject_kind=subject_kind)
     return {"pose": pose, "text": text, "latent": latent_sequence(steps, 7, "gaussian")}
 

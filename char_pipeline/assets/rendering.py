@@ -21,7 +21,6 @@ from char_pipeline.assets.references import engine_failure
 from char_pipeline.engine.controls import (
     encode_pose_sequence,
     keypoints_from_json,
-    keypoints_from_z,
     latent_sequence,
     validate_z_sequence,
 )
@@ -47,7 +46,7 @@ from char_pipeline.engine.metrics import (
     colour_histogram,
     joint_jitter,
 )
-from char_pipeline.engine.motion import MotionParams, MotionPlan, motion_sequence, text_sequence
+from char_pipeline.engine.motion import keypoint_track, text_sequence
 from char_pipeline.engine.render import camera_matrix, parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource, job_ids_of
@@ -104,16 +103,13 @@ def _build_control(
         z = retarget(clip, rest, fps=config.clip_fps)
         return z, {"motion_clip": config.motion_clip, "seconds": round(clip.seconds, 3)}
     if control_type == "pose":
-        if config.pose_keypoints_file:
-            frames = json.loads(Path(config.pose_keypoints_file).read_text())
-            source = config.pose_keypoints_file
-        else:
-            plan = MotionPlan(config.pose_motion, None, MotionParams(), ())
-            frames = keypoints_from_z(motion_sequence(plan, config.steps), rest)
-            source = f"keypoint track of motion '{config.pose_motion}'"
+        if not config.pose_keypoints_file:
+            frames, z = keypoint_track(config.pose_motion, config.steps, rest)
             store.write_json(catalog.control_key(reference_id, "pose", "keypoints.json"), frames)
+            return z, {"keypoints": f"keypoint track of motion '{config.pose_motion}'"}
+        frames = json.loads(Path(config.pose_keypoints_file).read_text())
         z = encode_pose_sequence([keypoints_from_json(frame) for frame in frames], rest)
-        return z, {"keypoints": source}
+        return z, {"keypoints": config.pose_keypoints_file}
     if control_type == "text":
         z, plan = text_sequence(
             config.text_prompt,

@@ -252,18 +252,15 @@ def retarget(clip: Clip, rest: RestPose, *, fps: float, steps: int | None = None
     low = np.floor(source).astype(int)
     high = np.minimum(low + 1, len(clip.frames) - 1)
     share = (source - low)[:, None, None]
-    positions = positions[low] * (1 - share) + positions[high] * share
+    positions, ends = (
+        array[low] * (1 - share) + array[high] * share for array in (positions, ends)
+    )
 
     def at(coco: str) -> np.ndarray:
         return positions[:, found[coco]]
 
-    head_index = found["head"]
-    head_end = ends[0, head_index]
-    head = (
-        ends[low, head_index] * (1 - share[:, 0]) + ends[high, head_index] * share[:, 0]
-        if np.isfinite(head_end).all()
-        else at("head")
-    )
+    head_end = ends[:, found["head"]]
+    head = head_end if np.isfinite(head_end).all() else at("head")
     hips = (at("left_hip") + at("right_hip")) / 2
     neck = (at("left_shoulder") + at("right_shoulder")) / 2
     # The clip's own frame, from its first pose: x from right hip to left hip, up from the

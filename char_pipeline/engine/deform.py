@@ -26,7 +26,7 @@ from char_pipeline.engine.controls import (
 from char_pipeline.engine.errors import DeformationError, EmptyFrameError
 from char_pipeline.engine.kinds import restrict_to_kind
 from char_pipeline.engine.mesh import Mesh, build_mesh, rasterise, triangle_areas
-from char_pipeline.engine.metrics import TEAR_STRETCH, triangle_stretch
+from char_pipeline.engine.metrics import TEAR_STRETCH, torn_share_of, triangle_stretch
 from char_pipeline.engine.render import (
     LIMB_BONES,
     Character,
@@ -331,8 +331,7 @@ def torn_share(scene: MeshScene, solved: np.ndarray) -> float:
 
 
 def _torn(scene: MeshScene, stretch: np.ndarray) -> float:
-    """Share of the rest area in triangles stretched beyond TEAR_STRETCH."""
-    return float(scene.triangle_area[stretch > TEAR_STRETCH].sum() / max(scene.rest_area, 1e-9))
+    return torn_share_of(stretch, scene.triangle_area)
 
 
 # A posed mesh with less than this share of its rest area lost the subject (a failed solve,

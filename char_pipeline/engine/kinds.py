@@ -17,6 +17,7 @@ the response says so.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import cv2
@@ -114,8 +115,7 @@ def _has_cat_face(rgb: np.ndarray) -> bool:
     (DESIGN.md: on chelsea one finds the face at 1.05, the other at 1.1), so both run at both."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     smallest = max(24, min(grey.shape) // 8)
-    for name in ("haarcascade_frontalcatface.xml", "haarcascade_frontalcatface_extended.xml"):
-        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    for cascade in _cat_face_cascades():
         for scale in (1.05, 1.1):
             found = cascade.detectMultiScale(
                 grey, scaleFactor=scale, minNeighbors=3, minSize=(smallest, smallest)
@@ -127,6 +127,14 @@ def _has_cat_face(rgb: np.ndarray) -> bool:
 
 TORSO = [JOINT_INDEX[name] for name in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
 TRAVELLING_KINDS = ("object", "animal")  # kinds whose torso joints are still
+
+
+@functools.cache
+def _cat_face_cascades() -> tuple[cv2.CascadeClassifier, ...]:
+    return tuple(
+        cv2.CascadeClassifier(cv2.data.haarcascades + name)
+        for name in ("haarcascade_frontalcatface.xml", "haarcascade_frontalcatface_extended.xml")
+    )
 
 
 def restrict_to_kind(z: np.ndarray, kind: str | None) -> np.ndarray:

@@ -230,15 +230,18 @@ def triangle_stretch(rest: np.ndarray, posed: np.ndarray, triangles: np.ndarray)
     return np.where(usable, stretch, 1.0)
 
 
-def torn_area_share(
-    rest: np.ndarray, posed: np.ndarray, triangles: np.ndarray, areas: np.ndarray | None = None
-) -> float:
+def torn_area_share(rest: np.ndarray, posed: np.ndarray, triangles: np.ndarray) -> float:
     """Share of the subject's rest area in triangles stretched beyond TEAR_STRETCH."""
-    if areas is None:
-        a, b, c = (rest[triangles[:, i]] for i in range(3))
-        areas = 0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
-    torn = triangle_stretch(rest, posed, triangles) > TEAR_STRETCH
-    return float(areas[torn].sum() / max(float(areas.sum()), 1e-9))
+    from char_pipeline.engine.mesh import triangle_areas
+
+    areas = np.abs(triangle_areas(rest, triangles))
+    return torn_share_of(triangle_stretch(rest, posed, triangles), areas)
+
+
+def torn_share_of(stretch: np.ndarray, areas: np.ndarray) -> float:
+    """The torn share from each triangle's stretch and rest area (the renderer's damping and
+    the check share this rule)."""
+    return float(areas[stretch > TEAR_STRETCH].sum() / max(float(areas.sum()), 1e-9))
 
 
 def scene_picture(

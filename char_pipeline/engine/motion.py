@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,10 @@ from char_pipeline.engine.controls import (
     ROOT_TX,
     ROOT_TY,
     Z_DIM,
+    RestPose,
+    encode_pose_sequence,
+    keypoints_from_json,
+    keypoints_from_z,
     set_joint_offsets,
 )
 from char_pipeline.engine.errors import InvalidInputError
@@ -383,3 +388,15 @@ def text_sequence(
         if reason is not None or overlay != plan.overlay:
             plan = replace(plan, primary=primary, overlay=overlay, kind_reason=reason)
     return motion_sequence(plan, steps), plan
+
+
+def keypoint_track(
+    motion: str, steps: int, rest: RestPose
+) -> tuple[list[list[dict[str, Any]]], np.ndarray]:
+    """A motion of the library as a pose client would send it — keypoints that leave out the
+    joints outside the image, as a pose estimator would — and those keypoints encoded back
+    into z vectors: the demo's pose control."""
+    frames = keypoints_from_z(
+        motion_sequence(MotionPlan(motion, None, MotionParams(), ()), steps), rest
+    )
+    return frames, encode_pose_sequence([keypoints_from_json(frame) for frame in frames], rest)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from char_pipeline import catalog
+from char_pipeline.assets.jobs import VIDEO_ASSETS
 from char_pipeline.assets.partitions import reference_partitions
 from char_pipeline.definitions import ASSETS, build_resources
 from char_pipeline.engine.encode import probe_video
@@ -211,7 +212,8 @@ def test_the_engine_and_a_dagster_run_give_the_same_frames(tmp_path):
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         instance.add_dynamic_partitions(reference_partitions.name, ["ref_drawn_pig"])
         result = dg.materialize(
-            [a for a in ASSETS if a.key.path[-1] not in ("nerf_model", "nerf_video")],
+            ASSETS,
+            selection=VIDEO_ASSETS,
             partition_key="ref_drawn_pig",
             instance=instance,
             resources=resources,
@@ -248,9 +250,9 @@ def test_a_motion_clip_drives_the_pose_control(setup):
             "video": {"config": {"fps": 4, "formats": ["mp4"]}},
         }
     }
-    assets = [a for a in ASSETS if a.key.path[-1] not in ("nerf_model", "nerf_video")]
     result = dg.materialize(
-        assets,
+        ASSETS,
+        selection=VIDEO_ASSETS,
         partition_key="ref_present",
         instance=instance,
         resources=resources,
@@ -263,7 +265,8 @@ def test_a_motion_clip_drives_the_pose_control(setup):
     )
     config["ops"]["control_sequences"]["config"]["motion_clip"] = "moonwalk"
     failed = dg.materialize(
-        assets,
+        ASSETS,
+        selection=VIDEO_ASSETS,
         partition_key="ref_present",
         instance=instance,
         resources=resources,

@@ -271,15 +271,9 @@ def test_a_subject_the_photo_cut_keeps_its_cut_edge_on_the_frame_border(scenes):
 
 def _dance(character: Character, steps: int = 24):
     """The demo's pose control: the dance motion's keypoint track, encoded back into z."""
-    from char_pipeline.engine.controls import (
-        encode_pose_sequence,
-        keypoints_from_json,
-        keypoints_from_z,
-    )
+    from char_pipeline.engine.motion import keypoint_track
 
-    plan = MotionPlan("dance", None, MotionParams(), ())
-    track = keypoints_from_z(motion_sequence(plan, steps), character.rest)
-    return encode_pose_sequence([keypoints_from_json(frame) for frame in track], character.rest)
+    return keypoint_track("dance", steps, character.rest)[1]
 
 
 @pytest.fixture(scope="module")
