@@ -12,6 +12,7 @@ from char_pipeline.assets.jobs import (
 from char_pipeline.assets.nerf import nerf_model, nerf_video
 from char_pipeline.assets.references import identity_features, reference_image, subject_mask
 from char_pipeline.assets.rendering import control_sequences, frames, video
+from char_pipeline.engine.generators.store import use_model_store
 from char_pipeline.engine.identity import use_onnx_cache
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import JobStoreResource
@@ -33,6 +34,7 @@ from char_pipeline.storage import build_store
 def build_resources(settings: Settings) -> dict:
     """Storage and compute chosen in one place, from settings."""
     use_onnx_cache(settings.model_cache_dir)  # render runs measure identity without torch
+    use_model_store(settings.models_root)  # the generative modes' weights
     return {
         "store": build_store(settings),  # a plain object; Dagster wraps it
         "io_manager": JsonRecordIOManager(
@@ -43,6 +45,8 @@ def build_resources(settings: Settings) -> dict:
             renderer=settings.renderer,
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
+            allow_cpu_generation=settings.allow_cpu_generation,
+            generator_aliases=settings.generator_aliases,
         ),
     }
 

@@ -87,6 +87,7 @@ def batch_run_config_for(jobs: list) -> dict:
                             "result_fields": job.request["result_fields"],
                             "cache_ttl": job.request["cache_ttl"],
                             "url_ttl": job.request.get("url_ttl"),
+                            "generation": job.request.get("generation"),
                         }
                         for job in jobs
                     ],
@@ -111,7 +112,16 @@ def run_config_for(jobs: list) -> dict:
                     "sequences": {job.id: catalog.job_sequence_key(job.id) for job in jobs},
                 }
             },
-            "frames": {"config": {"resolution": first["resolution"]}},
+            "frames": {
+                "config": {
+                    "resolution": first["resolution"],
+                    "generation": {
+                        job.id: job.request["generation"]
+                        for job in jobs
+                        if job.request.get("generation")
+                    },
+                }
+            },
             "video": {
                 "config": {
                     "fps": first["fps"],

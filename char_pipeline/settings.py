@@ -71,6 +71,22 @@ class Settings(BaseSettings):
         description="Where models derived on this machine are kept (the identity model's ONNX "
         "copy). Default: $CHAR_PIPELINE_HOME/models.",
     )
+    models_dir: Path | None = Field(
+        default=None,
+        description="The model store: weights of the generative modes and optional "
+        "transformers models, one folder per registry entry (docs/models.md; `char-pipeline "
+        "models …`). Default: $CHAR_PIPELINE_HOME/models.",
+    )
+    allow_cpu_generation: bool = Field(
+        default=False,
+        description="Let the diffusion and transformer modes run on the CPU when there is no "
+        "GPU (float32, slow, small limits); otherwise they answer 503 ResourceUnavailable.",
+    )
+    generator_aliases: str = Field(
+        default="",
+        description="Generator modes this deployment serves with another, e.g. "
+        "'diffusion=gan,transformer=gan' on a CPU-only box; the response's backend says so.",
+    )
     api_port: int = Field(default=8000, description="Port of the API server (char-pipeline serve).")
     public_url: str | None = Field(
         default=None, description="Base URL clients reach the API at (links, status_url)."
@@ -217,6 +233,11 @@ class Settings(BaseSettings):
     def model_cache_dir(self) -> Path:
         """Models derived on this machine (the identity model's ONNX copy)."""
         return (self.model_cache or self.home / "models").expanduser().resolve()
+
+    @property
+    def models_root(self) -> Path:
+        """The model store (engine/generators/store.py)."""
+        return (self.models_dir or self.home / "models").expanduser().resolve()
 
     @property
     def dagster_home(self) -> Path:

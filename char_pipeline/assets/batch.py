@@ -32,6 +32,7 @@ from char_pipeline.engine.render import parse_resolution
 from char_pipeline.resources.compute import COMPUTE_TYPES, ComputeFleet
 from char_pipeline.resources.jobs import GPU_TYPE_TAG, INSTANCE_COUNT_TAG, JobStoreResource
 from char_pipeline.services import processing
+from char_pipeline.services.generation import from_spec
 from char_pipeline.storage import ArtifactStore
 
 # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG, spelled out so the embedded default does not
@@ -116,12 +117,14 @@ def render_chunk(
                         job_id, 95.0 * (index + 1) / count, f"Rendered {index + 1}/{count} frames"
                     )
 
+            mode, options = from_spec(task.get("generation"))
+            generator = compute_type.make_generator(mode, renderer)
+            layers = generator.generate(scenes[reference_id], z_sequence, options)
             with tempfile.TemporaryDirectory() as folder:
                 local = Path(folder) / f"{job_id}.{video_format}"
                 info = processing.render_video_file(
-                    renderer,
                     scenes[reference_id],
-                    z_sequence,
+                    layers,
                     local,
                     video_format=video_format,
                     fps=fps,

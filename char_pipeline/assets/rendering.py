@@ -27,6 +27,7 @@ from char_pipeline.engine.controls import (
 from char_pipeline.engine.encode import VideoInfo, VideoWriter, probe_video
 from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.faces import FaceVisibility, face_visibility
+from char_pipeline.engine.generators import GenerationOptions
 from char_pipeline.engine.images import contact_sheet, encode_png, sheet_indices
 from char_pipeline.engine.metrics import (
     MAX_COLOUR_DISTANCE,
@@ -51,6 +52,7 @@ from char_pipeline.engine.render import camera_matrix, parse_resolution
 from char_pipeline.resources.compute import ComputeFleet
 from char_pipeline.resources.jobs import INSTANCE_COUNT_TAG, JobStoreResource, job_ids_of
 from char_pipeline.services import processing
+from char_pipeline.services.generation import from_spec
 from char_pipeline.storage import ArtifactStore
 
 # Share of a job's progress spent rendering; the rest is encoding.
@@ -191,6 +193,19 @@ def control_sequences(
 
 class FramesConfig(dg.Config):
     resolution: str = Field(default="512x512", description="WIDTHxHEIGHT of the rendered frames.")
+    model: str = Field(
+        default="gan",
+        description="Generator mode of every control: gan (the mesh renderer), diffusion or "
+        "transformer (model store weights and a GPU, docs/generators.md).",
+    )
+    prompt: str | None = Field(
+        default=None, description="diffusion/transformer: what the frames should look like."
+    )
+    generation: dict[str, dict] = Field(
+        default={},
+        description="Per control (an API job's id): its served mode and options, as the API "
+        "planned them (services/generation.py); overrides model/prompt for that control.",
+    )
     background: str = Field(
         default="auto",
         description="auto, scene (the reference's own, inpainted and softened), solid or image.",
@@ -264,6 +279,14 @@ def frames(
     reference_vector = processing.load_npy(store, identity_features["key"])
     reference_histogram = colour_histogram(character.rgb, character.soft_mask)
     previews: dict[str, np.ndarray] = {}
+    plans = {name: generation_of(config, name) for name in control_sequences["controls"]}
+    try:  # a missing model or GPU fails the partition at once, with the command that fixes it
+        generators = {
+            mode: compute_type.make_generator(mode, renderer)
+            for mode in {mode for mode, _ in plans.values()}
+        }
+    except CharPipelineError as exc:
+        raise engine_failure(exc, "The generator mode cannot run here") from exc
 
     def render_control(name: str, control: dict) -> tuple[str, dict, float]:
         """Render one sequence; an API job's progress follows its own frames."""
@@ -296,6 +319,7 @@ def frames(
                 context.log.info(f"{reference_id} {name}: rendered {index + 1}/{count} frames")
 
         track = PictureTrack(rest_area=picture["rest_area"])
+        mode, options = plans[name]
         processing.render_frames(
             store,
             reference_id,
@@ -306,8 +330,10 @@ def frames(
             on_frame=on_frame,
             camera_motion=config.camera_motion,
             picture=track,
+            layers=generators[mode].generate(scene, z_sequence, options),
         )
         record = {
+            "generator": {"model": mode, **generators[mode].report()},
             "frames": count,
             "prefix": f"frames/{reference_id}/{name}",
             "sequence_key": control["key"],
@@ -352,6 +378,13 @@ def frames(
         "picture": picture,
         "subject_kind": character.subject_kind,
     }
+
+
+def generation_of(config: FramesConfig, control: str) -> tuple[str, GenerationOptions]:
+    """The mode and options of one control: the API job's plan, else the run's config."""
+    if control in config.generation:
+        return from_spec(config.generation[control])
+    return config.model, GenerationOptions(prompt=config.prompt)
 
 
 class VideoConfig(dg.Config):

@@ -120,3 +120,11 @@ class ResourceExhaustedError(CharPipelineError):
 
     code = "ResourceExhausted"
     http_status = 422
+
+
+class ResourceUnavailableError(CharPipelineError):
+    """The mode needs hardware this server does not have (a GPU): 503, since another
+    deployment or worker with one can serve the same request unchanged (docs/generators.md)."""
+
+    code = "ResourceUnavailable"
+    http_status = 503

@@ -372,6 +372,16 @@ def root_transform(z: np.ndarray, unit: float) -> tuple[np.ndarray, np.ndarray]:
     return np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale * squash, scale]), shift
 
 
+def posed_joints(scene: WarpScene, z_t: np.ndarray) -> np.ndarray:
+    """(17, 2) frame pixels where the joints of ``z_t`` put the skeleton, root motion
+    included: the pose the generative modes draw as their control (either renderer's scene)."""
+    z = restrict_to_kind(validate_z(z_t), scene.subject_kind)
+    unit = scene.subject_height
+    joints = scene.rest_joints + joint_offsets(z) * unit * scene.limb_gain
+    forward, shift = root_transform(z, unit)
+    return (joints - scene.pivot) @ forward.T + scene.pivot + shift
+
+
 def bone_segments(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end points (B, 2) of the skinning bones for a (17, 2) joint array."""
     j = {name: joints[index] for name, index in JOINT_INDEX.items()}

@@ -74,7 +74,9 @@ def render_now(ctx: ServiceContext, batch: BatchPlan, cache_ttl: int | None) -> 
             continue
         z_sequence, mask_record, task_etag = task_plan
         try:
-            result = renders.render_video(task, z_sequence, mask_record, task_etag, cache_ttl)
+            result = renders.render_video(
+                task, z_sequence, mask_record, task_etag, cache_ttl, batch.gpu
+            )
             results.append({"task_index": index, **result})
         except CharPipelineError as exc:
             results.append(

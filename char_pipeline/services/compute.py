@@ -16,16 +16,6 @@ GPU_MAX_SIDE = {"v100": 1920, "t4": 1920, "a100": 3840}
 # Frames × pixels a single job may render (the seed's FAQ Q7: too many high-res frames).
 GPU_PIXEL_BUDGET = {"v100": 3000 * 1280 * 720, "t4": 3000 * 1280 * 720, "a100": 3000 * 1920 * 1080}
 
-NOT_APPLICABLE = {
-    "identity_strength": "not applicable to the 'mesh' and 'warp' renderers: they move the reference's own pixels, so identity is preserved by construction",
-    "perceptual_weight": "not applicable to the 'mesh' and 'warp' renderers: no generative loss is optimised",
-    "adv_weight": "not applicable to the 'mesh' and 'warp' renderers: no adversarial loss is optimised",
-}
-APPLIED = {
-    "temporal_strength": "applied: Gaussian smoothing of the whole z sequence over time (sigma = 1.5 × value frames)",
-    "pose_smoothness": "applied: extra temporal smoothing of the joint offsets (sigma = 1.5 × value frames)",
-}
-
 
 def gpu_settings(gpu_type: str | None, instance_count: str | None) -> tuple[str, int]:
     gpu = (gpu_type or "v100").strip().lower()
@@ -74,25 +64,6 @@ def check_even_size(width: int, height: int) -> None:
             f"MP4 (H.264, yuv420p) needs an even width and height; got {width}x{height}.",
             field="resolution",
         )
-
-
-def backend_report(renderer: str, model: str, weights: dict[str, Any]) -> dict[str, Any]:
-    """How the request's generator mode and weights map onto this backend — never silently ignored."""
-    parameters = {}
-    for name, value in weights.items():
-        if value is None:
-            continue
-        parameters[name] = {
-            "value": value,
-            "effect": APPLIED.get(name) or NOT_APPLICABLE.get(name, "unknown"),
-        }
-    return {
-        "renderer": renderer,
-        "device": "cpu",
-        "model_requested": model,
-        "model_note": f"'{model}' requests are served by the CPU '{renderer}' renderer on this installation",
-        "parameters": parameters,
-    }
 
 
 def etag_for(kind: str, reference_version: str, fields: dict[str, Any]) -> str:

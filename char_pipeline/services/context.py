@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
+from char_pipeline.engine.generators.store import use_model_store
 from char_pipeline.engine.identity import use_onnx_cache
 from char_pipeline.jobstore import JobStore, open_job_store
 from char_pipeline.launching import GraphQLLauncher
@@ -40,6 +41,7 @@ class ServiceContext:
     def from_settings(cls, settings: Settings, **extra) -> Self:
         """Built from settings alone; ``extra`` fills a subclass's own fields."""
         use_onnx_cache(settings.model_cache_dir)  # identity without torch (engine/identity.py)
+        use_model_store(settings.models_root)  # the generative modes' weights
         return cls(
             settings=settings,
             store=build_store(settings),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from char_pipeline import catalog
 from char_pipeline.engine.controls import RestPose, empty_z
+from char_pipeline.engine.generators import Layers, MeshGenerator
 from char_pipeline.engine.identity import extract_identity
 from char_pipeline.engine.images import (
     ReferenceImage,
@@ -34,7 +35,6 @@ from char_pipeline.engine.render import (
     apply_camera,
     camera_matrix,
 )
-from char_pipeline.engine.renderers import playable_sequence
 from char_pipeline.engine.rig import Rig, build_rig
 from char_pipeline.engine.segmentation import SubjectMask, segment_subject
 from char_pipeline.storage import ArtifactStore
@@ -190,8 +190,10 @@ def render_frames(
     on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
     camera_motion: str = "none",
     picture: PictureTrack | None = None,
+    layers: Iterable[Layers] | None = None,
 ) -> int:
-    """Render each z_t and store it as a PNG frame; ``on_frame(index, frame, alpha)``;
+    """Render each z_t (with the renderer, or take a generator's ``layers``) and store it as
+    a PNG frame; ``on_frame(index, frame, alpha)``;
     ``picture`` collects each frame's coverage and torn area (for the quality checks).
 
     PNG encoding and writing run on two worker threads (OpenCV and zlib release the GIL)
@@ -200,12 +202,9 @@ def render_frames(
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="png") as pool:
         pending: deque[Future] = deque()
         count = len(z_sequence)
-        measured = getattr(renderer, "render_measured", None)  # renderers with a mesh
-        for index, z_t in enumerate(playable_sequence(renderer, scene, z_sequence)):
-            if measured is not None:
-                frame, alpha, torn = measured(scene, z_t)
-            else:
-                (frame, alpha), torn = renderer.render_layers(scene, z_t), None
+        if layers is None:  # the renderer itself (mode 'gan')
+            layers = MeshGenerator(renderer).generate(scene, z_sequence)
+        for index, (frame, alpha, torn) in enumerate(layers):
             if picture is not None:
                 picture.add(alpha, torn)
             camera = camera_matrix(camera_motion, index / max(count - 1, 1), *frame.shape[1::-1])
@@ -391,26 +390,23 @@ def identity_sample(
 
 
 def render_video_file(
-    renderer: Renderer,
     scene,
-    z_sequence: np.ndarray,
+    layers: Iterable[Layers],
     local_path,
     *,
     video_format: str,
     fps: int,
     on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ):
-    """Render a z sequence straight into a video file (no PNG frames): its VideoInfo.
-
-    The API's sync path and batch runs use this; ``on_frame(index, frame, alpha)``.
-    """
+    """Encode a generator's frames (``layers``: Generator.generate) straight into a video
+    file (no PNG frames): its VideoInfo. The API's sync path and batch runs use this;
+    ``on_frame(index, frame, alpha)``."""
     from char_pipeline.engine.encode import VideoWriter, probe_video
 
     with VideoWriter(
         local_path, video_format=video_format, fps=fps, width=scene.width, height=scene.height
     ) as writer:
-        for index, z_t in enumerate(playable_sequence(renderer, scene, z_sequence)):
-            frame, alpha = renderer.render_layers(scene, z_t)
+        for index, (frame, alpha, _) in enumerate(layers):
             writer.write(frame)
             if on_frame is not None:
                 on_frame(index, frame, alpha)

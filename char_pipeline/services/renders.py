@@ -23,9 +23,8 @@ from char_pipeline.engine.render import parse_resolution
 from char_pipeline.engine.renderers import get_renderer
 from char_pipeline.jobstore import Job
 from char_pipeline.links import completion_payload, present_result
-from char_pipeline.services import processing
+from char_pipeline.services import generation, processing
 from char_pipeline.services.compute import (
-    backend_report,
     check_budget,
     check_even_size,
     check_resolution,
@@ -95,6 +94,7 @@ class Renders:
     def frame(self, request: FrameIn, gpu: str) -> tuple[dict, str]:
         z_t = validate_z(request.z_t)
         width, height = check_resolution(request.resolution, gpu)
+        served = self.check_generator(request.model, gpu, width, height, 1)
         mask_record = self.references.require_processed(request.reference_image_id)
         etag = etag_for(
             "frame",
@@ -107,27 +107,60 @@ class Renders:
                 "include_mask": request.include_mask,
                 "renderer": self.ctx.settings.renderer,
                 "frame_index": request.frame_index,
+                **_generation_fields(request, served),
             },
         )
         return mask_record, etag
 
+    def generator(self, requested: str, gpu: str):
+        """The served mode and its generator (ModelNotInstalled / ResourceUnavailable here)."""
+        served = generation.served_mode(self.ctx.settings, requested)
+        renderer = get_renderer(self.ctx.settings.renderer)
+        return served, generation.generator_for(self.ctx.settings, served, renderer, gpu)
+
+    def check_generator(
+        self, requested: str, gpu: str, width: int, height: int, frames: int
+    ) -> str:
+        """Fail before any work is queued when the mode cannot serve this request here."""
+        served, generator = self.generator(requested, gpu)
+        check = getattr(generator, "check", None)
+        if check is not None:
+            check(width, height, frames)
+        return served
+
+    def backend(self, request: FrameIn | VideoTask, gpu: str) -> dict:
+        served, generator = self.generator(request.model, gpu)
+        return generation.backend_report(
+            generator,
+            request.model,
+            served,
+            generation.weights_of(request),
+            self.ctx.settings.renderer,
+        )
+
     def render_frame(
-        self, request: FrameIn, mask_record: dict, etag: str, cache_ttl: int | None
+        self,
+        request: FrameIn,
+        mask_record: dict,
+        etag: str,
+        cache_ttl: int | None,
+        gpu: str = "v100",
     ) -> dict:
         cached = self.ctx.jobs.cache_get(etag)
         if cached is None:
             width, height = parse_resolution(request.resolution)
-            renderer, scene = SCENES.get(
-                self.ctx, request.reference_image_id, mask_record, width, height
-            )
-            frame, alpha = renderer.render_layers(scene, validate_z(request.z_t))
+            _, scene = SCENES.get(self.ctx, request.reference_image_id, mask_record, width, height)
+            _, generator = self.generator(request.model, gpu)
+            z = validate_z(request.z_t)[None]
+            options = generation.options_for(request, etag)
+            frame, alpha, _ = next(iter(generator.generate(scene, z, options)))
             cached = {
                 "reference_image_id": request.reference_image_id,
                 "frame_index": request.frame_index,
                 "control_type": request.control_type,
                 "resolution": f"{width}x{height}",
                 "etag": etag,
-                "backend": backend_report(renderer.name, request.model, _weights(request)),
+                "backend": self.backend(request, gpu),
             }
             png = encode_png(frame)
             if request.output_format == "base64":
@@ -158,6 +191,7 @@ class Renders:
         check_budget(len(z_sequence), width, height, gpu)
         if request.format == "mp4":
             check_even_size(width, height)
+        served = self.check_generator(request.model, gpu, width, height, len(z_sequence))
         mask_record = self.references.require_processed(request.reference_image_id)
         etag = etag_for(
             "video",
@@ -169,16 +203,17 @@ class Renders:
                 "fps": request.fps,
                 "model": request.model,
                 "renderer": settings.renderer,
+                **_generation_fields(request, served),
             },
         )
         return z_sequence, mask_record, etag
 
-    def result_fields(self, request: VideoTask, etag: str) -> dict:
+    def result_fields(self, request: VideoTask, etag: str, gpu: str = "v100") -> dict:
         return {
             "reference_image_id": request.reference_image_id,
             "control_type": request.control_type,
             "etag": etag,
-            "backend": backend_report(self.ctx.settings.renderer, request.model, _weights(request)),
+            "backend": self.backend(request, gpu),
         }
 
     def render_video(
@@ -188,6 +223,7 @@ class Renders:
         mask_record: dict,
         etag: str,
         cache_ttl: int | None,
+        gpu: str = "v100",
     ) -> dict:
         cached = self.ctx.jobs.cache_get(etag)
         if cached is None:
@@ -195,15 +231,17 @@ class Renders:
             renderer, scene = SCENES.get(
                 self.ctx, request.reference_image_id, mask_record, width, height
             )
+            _, generator = self.generator(request.model, gpu)
+            layers = generator.generate(scene, z_sequence, generation.options_for(request, etag))
             with tempfile.TemporaryDirectory() as folder:
                 local = Path(folder) / f"video.{request.format}"
                 info = processing.render_video_file(
-                    renderer, scene, z_sequence, local, video_format=request.format, fps=request.fps
+                    scene, layers, local, video_format=request.format, fps=request.fps
                 )
                 key = catalog.generated_key(etag, f"video.{request.format}")
                 self.store.put_file(local, key)
             cached = processing.video_result(
-                self.result_fields(request, etag),
+                self.result_fields(request, etag, gpu),
                 key,
                 info,
                 video_format=request.format,
@@ -236,8 +274,12 @@ class Renders:
             "frames": len(z_sequence),
             "url_ttl": request.url_ttl,
             "cache_ttl": cache_ttl or DEFAULT_CACHE_TTL,
-            "result_fields": self.result_fields(request, etag),
+            "result_fields": self.result_fields(request, etag, gpu),
             "etag": etag,
+            "generation": generation.spec(
+                generation.served_mode(self.ctx.settings, request.model),
+                generation.options_for(request, etag),
+            ),
         }
         if group:
             job_request["group"] = group
@@ -325,14 +367,14 @@ class Renders:
             raise InvalidInputError(exc.message, field="callback_url", **exc.details) from exc
 
 
-def _weights(request: FrameIn | VideoTask) -> dict[str, Any]:
+def _generation_fields(request: FrameIn | VideoTask, served: str) -> dict:
+    """What changes a generative mode's output beyond the z values (part of the ETag)."""
+    if served == "gan":
+        return {}
     return {
-        name: getattr(request, name)
-        for name in (
-            "identity_strength",
-            "temporal_strength",
-            "perceptual_weight",
-            "adv_weight",
-            "pose_smoothness",
-        )
+        "served": served,
+        "prompt": request.prompt,
+        "seed": request.seed,
+        "identity_strength": request.identity_strength,
+        "temporal_strength": request.temporal_strength,
     }

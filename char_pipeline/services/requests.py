@@ -83,6 +83,20 @@ Resolution = Field(default="720x720", pattern=r"^\d+x\d+$", description="WIDTHxH
 
 
 class Weights(Strict):
+    # Extensions for the generative modes (docs/generators.md); the mesh renderer ignores them.
+    prompt: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="diffusion/transformer: what the frames should look like (default: the "
+        "reference's character, consistent appearance).",
+    )
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="diffusion/transformer: noise seed (default: derived from the request, so "
+        "the same request gives the same frames).",
+    )
     identity_strength: float | None = None
     temporal_strength: float | None = None
     perceptual_weight: float | None = None

@@ -16,7 +16,14 @@ ACCOUNT = "tests"  # the account of each module's key
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     home = tmp_path_factory.mktemp("api_home")
-    settings = Settings(pipeline_home=home, sync_max_frames=12, url_signing_key="test-signing-key")
+    settings = Settings(
+        pipeline_home=home,
+        sync_max_frames=12,
+        url_signing_key="test-signing-key",
+        # A deployment that answers 'transformer' with the mesh renderer, and has no weights
+        # for 'diffusion' (tests/api/test_generators.py serves both for real).
+        generator_aliases="transformer=gan",
+    )
     app = create_app(settings)
     with TestClient(app) as client:
         client.state = app.state.char

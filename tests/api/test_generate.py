@@ -229,13 +229,17 @@ def test_async_video_runs_through_dagster_and_matches_sync(api, auth, present_id
         json={
             **body,
             "async": False,
-            # Another generator mode changes the ETag but not this backend's frames, so the
-            # sync path really renders instead of answering from the async job's cache entry.
-            "model": "diffusion",
+            # Another generator mode changes the ETag but not the frames where this deployment
+            # serves it with the mesh renderer (generator_aliases), so the sync path really
+            # renders instead of answering from the async job's cache entry.
+            "model": "transformer",
             "url_ttl": 60,
         },
     )
     assert sync.status_code == 200, sync.text
+    backend = sync.json()["backend"]
+    assert backend["model_requested"] == "transformer" and backend["model_served"] == "gan"
+    assert "CHAR_GENERATOR_ALIASES" in backend["model_note"]
     sync_video = tmp_path / "sync.mp4"
     sync_video.write_bytes(_download(api, sync.json()["video_url"]))
     for a, b in zip(read_frames(async_video), read_frames(sync_video), strict=True):

@@ -42,7 +42,7 @@ def generate_frame(
         mask_record, etag = renders.frame(body, compute.gpu)
         if (not_modified := conditional.not_modified(etag)) is not None:
             return not_modified
-        result = renders.render_frame(body, mask_record, etag, cache_seconds)
+        result = renders.render_frame(body, mask_record, etag, cache_seconds, compute.gpu)
         return JSONResponse(result, headers={"ETag": f'"{etag}"'})
 
     return once.run(body, handle)
@@ -79,7 +79,9 @@ def generate_video(
                 body, z_sequence, etag, compute.gpu, compute.count, once.key.id, cache_seconds
             )
             return accepted(state, job.id, headers)
-        result = renders.render_video(body, z_sequence, mask_record, etag, cache_seconds)
+        result = renders.render_video(
+            body, z_sequence, mask_record, etag, cache_seconds, compute.gpu
+        )
         return JSONResponse(result, headers=headers)
 
     return once.run(body, handle)
