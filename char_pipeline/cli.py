@@ -644,6 +644,55 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """The model store (docs/models.md): list, pull, verify, remove."""
+    import json
+
+    from char_pipeline.engine.errors import ModelNotInstalledError
+    from char_pipeline.engine.generators.store import ModelStore
+
+    store = ModelStore(get_settings().models_root)
+    try:
+        if args.models_command == "list":
+            rows = store.listing()
+            if args.json:
+                print(json.dumps(rows, indent=2))
+                return 0
+            print(f"model store: {store.root}")
+            for row in rows:
+                state = "installed" if row["installed"] else "not installed"
+                size = (
+                    f"{row['size_bytes'] / 1e6:.1f} MB"
+                    if row["installed"]
+                    else f"~{row['approx_size_gb']} GB"
+                )
+                print(
+                    f"  {row['name']:<28} {row['used_by']:<12} {state:<14} {size:<10} "
+                    f"{row['licence']:<22} {row['path']}"
+                )
+            return 0
+        if args.models_command == "pull":
+            folder = store.pull(args.name, revision=args.revision)
+            print(f"{args.name}: pulled into {folder}")
+            return 0
+        if args.models_command == "verify":
+            if args.record:
+                manifest = store.record(args.name)
+                print(f"{args.name}: recorded {len(manifest['files'])} files")
+                return 0
+            report = store.verify(args.name)
+            print(json.dumps(report, indent=2))
+            return 0 if report["ok"] else 1
+        if args.models_command == "remove":
+            removed = store.remove(args.name)
+            print(f"{args.name}: {'removed' if removed else 'was not installed'}")
+            return 0
+    except ModelNotInstalledError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="char-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -721,6 +770,23 @@ def main(argv: list[str] | None = None) -> int:
     rotate.add_argument("key_id")
     rotate.add_argument("--json", action="store_true")
     keys.set_defaults(handler=cmd_keys)
+    models = commands.add_parser(
+        "models", help="The model store of the generative modes: list, pull, verify, remove."
+    )
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    model_list = model_commands.add_parser("list", help="Every registry entry, installed or not.")
+    model_list.add_argument("--json", action="store_true")
+    pull = model_commands.add_parser("pull", help="Download an entry from the Hugging Face Hub.")
+    pull.add_argument("name")
+    pull.add_argument("--revision", help="A commit or tag to pin (default: the registry's).")
+    verify = model_commands.add_parser("verify", help="Check an entry's files and hashes.")
+    verify.add_argument("name")
+    verify.add_argument(
+        "--record", action="store_true", help="Write the manifest of a folder copied in by hand."
+    )
+    remove = model_commands.add_parser("remove", help="Delete an entry's folder.")
+    remove.add_argument("name")
+    models.set_defaults(handler=cmd_models)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -94,7 +94,11 @@ def build_sd15(folder: Path) -> None:
         )
     )
     scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="linear", clip_sample=False
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="linear",
+        clip_sample=False,
+        steps_offset=1,
     )
     StableDiffusionPipeline(
         vae=vae,
@@ -112,7 +116,7 @@ def build_controlnet(folder: Path) -> None:
     from diffusers import ControlNetModel
 
     torch.manual_seed(1)
-    ControlNetModel(
+    controlnet = ControlNetModel(
         block_out_channels=BLOCKS,
         layers_per_block=2,
         in_channels=4,
@@ -120,19 +124,32 @@ def build_controlnet(folder: Path) -> None:
         cross_attention_dim=CROSS_ATTENTION,
         conditioning_embedding_out_channels=(8, 8),
         norm_num_groups=1,
-    ).save_pretrained(folder)
+    )
+    _unzero(controlnet, ("controlnet_down_blocks", "controlnet_mid_block", "conv_out"))
+    controlnet.save_pretrained(folder)
+
+
+def _unzero(model: torch.nn.Module, names: tuple[str, ...]) -> None:
+    """ControlNet and motion modules start with zero-initialised output layers (no effect
+    until trained); random ones here, so a test can see that the conditioning is wired."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if any(part in name for part in names):
+                parameter.normal_(0.0, 1.0)
 
 
 def build_motion_adapter(folder: Path) -> None:
     from diffusers import MotionAdapter
 
     torch.manual_seed(2)
-    MotionAdapter(
+    adapter = MotionAdapter(
         block_out_channels=BLOCKS,
         motion_layers_per_block=2,
         motion_norm_num_groups=2,
         motion_num_attention_heads=4,
-    ).save_pretrained(folder)
+    )
+    _unzero(adapter, ("proj_out",))
+    adapter.save_pretrained(folder)
 
 
 def build_ip_adapter(folder: Path, *, image_embeds: int = 8, tokens: int = 4) -> None:
@@ -226,6 +243,8 @@ def build_wan_vace(folder: Path) -> None:
         vace_layers=[0, 2],
         vace_in_channels=96,
     )
+    # Random control projections are tiny next to the main path; a test must see them act.
+    _unzero(transformer, ("vace_blocks.0.proj_out", "vace_blocks.1.proj_out"))
     text_encoder = UMT5EncoderModel(
         UMT5Config(
             vocab_size=64,

@@ -228,11 +228,18 @@ def _vit_model(path: str):
 
 
 def vit_model_path() -> Path:
+    """VIT_MODEL_ENV when set, else the model store's entry (`char-pipeline models pull`)."""
+    from char_pipeline.engine.generators.store import FEATURE_ENTRIES, feature_folder
+
+    stored = feature_folder("vit")
+    if stored is not None and not os.environ.get(VIT_MODEL_ENV, "").strip():
+        return stored
     return configured_model_folder(
         VIT_MODEL_ENV,
         "vit",
         "a local transformers vision model folder (e.g. a DINOv2 or CLIP vision checkpoint "
-        "saved with save_pretrained). Use model 'cnn' meanwhile.",
+        "saved with save_pretrained), or install one into the model store: "
+        f"char-pipeline models pull {FEATURE_ENTRIES['vit']}. Use model 'cnn' meanwhile.",
     )
 
 

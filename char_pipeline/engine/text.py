@@ -44,10 +44,17 @@ CLIP_MODEL_ENV = "CHAR_CLIP_MODEL_PATH"
 
 
 def clip_model_path() -> Path:
+    """CLIP_MODEL_ENV when set, else the model store's entry (`char-pipeline models pull`)."""
+    from char_pipeline.engine.generators.store import FEATURE_ENTRIES, feature_folder
+
+    stored = feature_folder("clip")
+    if stored is not None and not os.environ.get(CLIP_MODEL_ENV, "").strip():
+        return stored
     return configured_model_folder(
         CLIP_MODEL_ENV,
         "clip",
-        "a local transformers CLIP folder (saved with save_pretrained). "
+        "a local transformers CLIP folder (saved with save_pretrained), or install one into "
+        f"the model store: char-pipeline models pull {FEATURE_ENTRIES['clip']}. "
         "Use model 'custom-nlp' (MiniLM, installed) meanwhile.",
     )
 

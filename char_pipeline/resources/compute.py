@@ -9,11 +9,13 @@ the same code runs on dagster-k8s unchanged.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
 from char_pipeline.engine.generators import get_generator
 from char_pipeline.engine.generators.policy import POLICIES as GPU_TYPES
+from char_pipeline.engine.generators.store import ModelStore
 from char_pipeline.engine.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from char_pipeline.engine.render import MAX_RENDER_PIXELS, Renderer
 from char_pipeline.engine.renderers import get_renderer
@@ -40,7 +42,7 @@ class ComputeResource(dg.ConfigurableResource):
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     max_render_pixels: int = MAX_RENDER_PIXELS
     allow_cpu_generation: bool = False
-    generator_aliases: str = ""
+    models_dir: str = ""  # the model store (settings.models_root); "" → the process's
 
     def make_renderer(self) -> Renderer:
         return get_renderer(self.renderer)
@@ -49,7 +51,13 @@ class ComputeResource(dg.ConfigurableResource):
         """The generator of a job's served mode under this type's GPU policy; the pipelines
         it loads stay in this process (engine.generators.cache), one load per run worker."""
         gpu_type = self.name if self.name in GPU_TYPES else "v100"
-        return get_generator(mode, renderer, gpu_type=gpu_type, allow_cpu=self.allow_cpu_generation)
+        return get_generator(
+            mode,
+            renderer,
+            gpu_type=gpu_type,
+            store=ModelStore(Path(self.models_dir)) if self.models_dir else None,
+            allow_cpu=self.allow_cpu_generation,
+        )
 
     def effective_device(self) -> tuple[str, str | None]:
         """The device actually used, and a plain note when the type fell back to CPU."""

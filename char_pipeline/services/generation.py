@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from char_pipeline.engine.generators import MODES, GenerationOptions, get_generator
+from char_pipeline.engine.generators.store import ModelStore
 from char_pipeline.engine.render import Renderer
 from char_pipeline.settings import Settings
 
@@ -70,7 +71,13 @@ def served_mode(settings: Settings, requested: str) -> str:
 
 def generator_for(settings: Settings, mode: str, renderer: Renderer, gpu: str):
     """The generator of a served mode: ModelNotInstalled / ResourceUnavailable come from here."""
-    return get_generator(mode, renderer, gpu_type=gpu, allow_cpu=settings.allow_cpu_generation)
+    return get_generator(
+        mode,
+        renderer,
+        gpu_type=gpu,
+        store=ModelStore(settings.models_root),
+        allow_cpu=settings.allow_cpu_generation,
+    )
 
 
 def options_for(request: Any, etag: str) -> GenerationOptions:

@@ -12,6 +12,7 @@ module denoises a window of frames together (temporal coherence; windows overlap
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,18 +62,18 @@ def load_pipeline(folders: dict[str, Path], plan: GenerationPlan):
     dtype = getattr(torch, plan.dtype)
     adapter_folder = folders["animatediff-motion-adapter"]
     motion_adapter = MotionAdapter.from_pretrained(
-        adapter_folder, torch_dtype=dtype, variant=_variant(adapter_folder), local_files_only=True
+        adapter_folder, dtype=dtype, variant=_variant(adapter_folder), local_files_only=True
     )
     control_folder = folders["controlnet-openpose-sd15"]
     controlnet = ControlNetModel.from_pretrained(
-        control_folder, torch_dtype=dtype, variant=_variant(control_folder), local_files_only=True
+        control_folder, dtype=dtype, variant=_variant(control_folder), local_files_only=True
     )
     base = folders["sd15"]
     pipeline = AnimateDiffVideoToVideoControlNetPipeline.from_pretrained(
         base,
         motion_adapter=motion_adapter,
         controlnet=controlnet,
-        torch_dtype=dtype,
+        dtype=dtype,
         variant=_variant(base),
         local_files_only=True,
     )
@@ -89,7 +90,6 @@ def load_pipeline(folders: dict[str, Path], plan: GenerationPlan):
         subfolder="models",
         weight_name=IP_ADAPTER_WEIGHTS,
         local_files_only=True,
-        torch_dtype=dtype,
     )
     apply_memory_policy(pipeline, plan, denoiser="unet")
     pipeline.set_progress_bar_config(disable=True)
@@ -144,6 +144,9 @@ class DiffusionGenerator:
         prior = mesh_prior(self.renderer, scene, z_sequence)
         window = self.plan.policy.frame_window[self.mode]
         overlap = window_overlap(window, options.temporal_strength)
+        strength = DEFAULTS["strength"] if options.strength is None else options.strength
+        # img2img runs steps × strength denoising steps: at least one.
+        steps = max(options.steps or DEFAULTS["steps"], math.ceil(1 / max(strength, 1e-3)))
         identity = DEFAULTS["identity_strength"] if options.identity_strength is None else options.identity_strength  # fmt: skip
         control_scale = DEFAULTS["controlnet_scale"] if prior.pose_control else 0.0
 
@@ -167,8 +170,8 @@ class DiffusionGenerator:
                     ip_adapter_image=reference,
                     height=height,
                     width=width,
-                    strength=DEFAULTS["strength"] if options.strength is None else options.strength,
-                    num_inference_steps=options.steps or DEFAULTS["steps"],
+                    strength=strength,
+                    num_inference_steps=steps,
                     guidance_scale=DEFAULTS["guidance_scale"]
                     if options.guidance_scale is None
                     else options.guidance_scale,

@@ -176,6 +176,15 @@ def model_store() -> ModelStore:
     return ModelStore(_root)
 
 
+def feature_folder(feature: str) -> Path | None:
+    """The store's folder for an optional transformers model ('vit', 'clip'), if installed."""
+    if _root is None:
+        return None
+    store = ModelStore(_root)
+    name = FEATURE_ENTRIES[feature]
+    return store.path(name) if store.installed(name) else None
+
+
 def entry(name: str) -> ModelEntry:
     try:
         return REGISTRY[name]
@@ -223,9 +232,8 @@ class ModelStore:
                     "name": name,
                     "used_by": model.used_by,
                     "installed": installed,
-                    "size_gb": round(_folder_bytes(folder) / 1e9, 3)
-                    if installed
-                    else model.approx_size_gb,
+                    "size_bytes": _folder_bytes(folder) if installed else None,
+                    "approx_size_gb": model.approx_size_gb,
                     "licence": model.licence,
                     "repo_id": model.repo_id,
                     "path": str(folder),

@@ -43,7 +43,7 @@ def load_pipeline(folder: Path, plan: GenerationPlan):
     from diffusers import WanVACEPipeline
 
     pipeline = WanVACEPipeline.from_pretrained(
-        folder, torch_dtype=getattr(torch, plan.dtype), local_files_only=True
+        folder, dtype=getattr(torch, plan.dtype), local_files_only=True
     )
     apply_memory_policy(pipeline, plan, denoiser="transformer")
     pipeline.set_progress_bar_config(disable=True)
