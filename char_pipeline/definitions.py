@@ -46,6 +46,7 @@ def build_resources(settings: Settings) -> dict:
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
             allow_cpu_generation=settings.allow_cpu_generation,
+            generator_aliases=settings.generator_aliases,
             models_dir=str(settings.models_root),
         ),
     }

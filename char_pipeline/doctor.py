@@ -113,12 +113,44 @@ def model_checks() -> list[Check]:
     }
     for name, (find, env) in optional.items():
         if not os.environ.get(env):
-            checks.append(Check(name, True, f"not configured ({env})", False))
+            try:  # the model store's entry, when installed
+                checks.append(Check(name, True, f"{find()} (model store)", False))
+            except Exception:
+                checks.append(Check(name, True, f"not configured ({env} or models pull)", False))
             continue
         try:
             checks.append(Check(name, True, str(find()), False))
         except Exception as exc:  # set, but to a folder that is not a model
             checks.append(Check(name, False, f"{env}: {health.exception_text(exc)}", False))
+    return checks
+
+
+def generator_checks(settings: Settings) -> list[Check]:
+    """Whether the generative modes can run here: their store entries and a GPU (or CPU
+    generation allowed). Optional: the embedded default needs neither."""
+    from char_pipeline.engine.generators.policy import cuda_available
+    from char_pipeline.engine.generators.store import MODE_ENTRIES, ModelStore
+
+    store = ModelStore(settings.models_root)
+    aliases = settings.generator_aliases
+    if cuda_available():
+        device = "CUDA present"
+    elif settings.allow_cpu_generation:
+        device = "no GPU; CPU generation allowed (CHAR_ALLOW_CPU_GENERATION)"
+    else:
+        device = "no GPU: requests answer 503 ResourceUnavailable"
+    checks = []
+    for mode, entries in MODE_ENTRIES.items():
+        missing = [name for name in entries if not store.installed(name)]
+        if missing:
+            detail = f"missing {', '.join(missing)}: char-pipeline models pull {missing[0]} …"
+        else:
+            detail = f"weights installed in {store.root}"
+        if aliases:
+            detail += f"; aliases: {aliases}"
+        checks.append(
+            Check(f"generator {mode} (optional)", not missing, f"{detail}; {device}", False)
+        )
     return checks
 
 
@@ -237,6 +269,7 @@ def run_checks(settings: Settings) -> list[Check]:
         _guarded("mediapipe", mediapipe_check),
         _guarded("lock", lock_check, required=False),
         *model_checks(),
+        *generator_checks(settings),
         health.job_store(settings),
         profile_check(settings),
         *service_checks(settings),

@@ -251,7 +251,14 @@ def row_run_config(row: dict, reference_id: str) -> dict:
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
         "ops": {
             "control_sequences": {"config": controls},
-            "frames": {"config": {"resolution": row["resolution"]}},
+            "frames": {
+                "config": {
+                    "resolution": row["resolution"],
+                    "model": row["model"],
+                    # The text control's prompt also describes the look to generative modes.
+                    "prompt": row["prompt"] if row["model"] != "gan" else None,
+                }
+            },
             "video": {"config": {"fps": row["fps"], "formats": [row["format"]]}},
         },
     }

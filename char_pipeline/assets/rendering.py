@@ -279,7 +279,10 @@ def frames(
     reference_vector = processing.load_npy(store, identity_features["key"])
     reference_histogram = colour_histogram(character.rgb, character.soft_mask)
     previews: dict[str, np.ndarray] = {}
-    plans = {name: generation_of(config, name) for name in control_sequences["controls"]}
+    plans = {}
+    for name in control_sequences["controls"]:
+        mode, options = generation_of(config, name)
+        plans[name] = compute_type.served_mode(mode), options
     try:  # a missing model or GPU fails the partition at once, with the command that fixes it
         generators = {
             mode: compute_type.make_generator(mode, renderer)

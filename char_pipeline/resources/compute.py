@@ -42,10 +42,18 @@ class ComputeResource(dg.ConfigurableResource):
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     max_render_pixels: int = MAX_RENDER_PIXELS
     allow_cpu_generation: bool = False
+    generator_aliases: str = ""  # settings.generator_aliases: modes served by another
     models_dir: str = ""  # the model store (settings.models_root); "" → the process's
 
     def make_renderer(self) -> Renderer:
         return get_renderer(self.renderer)
+
+    def served_mode(self, requested: str) -> str:
+        """The mode a run's config asks for as this deployment serves it (API jobs arrive
+        already mapped; manifests and the UI's config are mapped here)."""
+        from char_pipeline.services.generation import generator_aliases
+
+        return generator_aliases(self.generator_aliases).get(requested, requested)
 
     def make_generator(self, mode: str, renderer: Renderer):
         """The generator of a job's served mode under this type's GPU policy; the pipelines

@@ -167,3 +167,48 @@ def test_missing_weights_and_missing_gpu_are_clear_errors(tmp_path, image_paths)
         build_store(settings.models_root)
         response = client.post("/v1/generate/frame", headers=headers, json=body)
         assert "CHAR_ALLOW_CPU_GENERATION" in assert_envelope(response, 503, "ResourceUnavailable")["message"]  # fmt: skip
+
+
+def test_a_batch_across_references_renders_each_task_in_its_mode(
+    api, auth, astronaut_id, image_paths, tmp_path
+):
+    """One batch_render_job run; each task carries its own served mode and options."""
+    from char_pipeline.definitions import build_definitions
+    from char_pipeline.sensors.jobs import job_submission_sensor
+
+    present_id = upload(api, auth, image_paths["present"])
+    assert wait_processed(api, auth, present_id)["status"] == "processed"
+
+    def task(reference_id, mode, seed):
+        return {
+            "reference_image_id": reference_id,
+            "control_type": "latent",
+            "z_sequence": _latent(api, auth, 5, seed=seed),
+            "resolution": "64x64",
+            "fps": 8,
+            "model": mode,
+        }
+
+    body = {
+        "tasks": [task(astronaut_id, "transformer", 11), task(present_id, "diffusion", 12)],
+        "async": True,
+    }
+    answer = api.post("/v1/batch/video", headers=auth, json=body)
+    assert answer.status_code == 202, answer.text
+    job_ids = [t["job_id"] for t in answer.json()["tasks"]]
+    defs = build_definitions(api.state.settings)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = job_submission_sensor(
+            dg.build_sensor_context(instance=instance, resources={"jobs": defs.resources["jobs"]})
+        )
+        (request,) = [r for r in result.run_requests if job_ids[0] in r.tags["char/job_ids"]]
+        assert request.job_name == "batch_render_job"
+        run = defs.resolve_job_def("batch_render_job").execute_in_process(
+            run_config=request.run_config, instance=instance, tags=request.tags
+        )
+        assert run.success
+    views = [api.get(f"/v1/jobs/{job_id}", headers=auth).json() for job_id in job_ids]
+    assert [v["status"] for v in views] == ["completed", "completed"], views
+    assert "Wan 2.1 VACE" in views[0]["result"]["backend"]["generator"]["backend"]
+    assert "AnimateDiff" in views[1]["result"]["backend"]["generator"]["backend"]
+    assert views[0]["result"]["frames"] == views[1]["result"]["frames"] == 5
