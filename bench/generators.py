@@ -6,7 +6,7 @@ its overheads, not of the real models. With a GPU and `char-pipeline models pull
 the same command measures the real models (compare with the seed's own figures: GAN
 1–2 s/frame, diffusion 10–50 s/frame at 720p).
 
-Run: .venv/bin/python bench/generators.py [--runs 3] [--frames 16] [--resolution 256x256] [--tiny]
+Run: .venv/bin/python bench/generators.py [--runs 3] [--frames 16] [--resolution WxH] [--tiny]
 Each mode runs in a child process so its peak memory (RSS; CUDA max allocated) is its own.
 """
 
@@ -82,7 +82,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--resolution", default="256x256")
+    parser.add_argument(
+        "--resolution",
+        default=None,
+        help="default 512x512 for real models; 64x64 for the tiny ones (their VAE downsamples "
+        "only 2×, so attention over 256² latents would dwarf everything else)",
+    )
     parser.add_argument(
         "--tiny", action="store_true", help="tiny random models, even if real ones are installed"
     )
@@ -110,23 +115,31 @@ def main() -> int:
 
                     tiny = build_store(Path(folder) / "tiny")
                 store = tiny
+            resolution = args.resolution or ("64x64" if store == tiny else "512x512")
             out = subprocess.run(
                 [sys.executable, __file__, "--child", mode, str(store), "--runs", str(args.runs),
-                 "--frames", str(args.frames), "--resolution", args.resolution],
+                 "--frames", str(args.frames), "--resolution", resolution],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             row = json.loads(out.stdout.strip().splitlines()[-1])
-            row["models"] = "tiny random (tests/tiny_models.py)" if store == tiny else "real"
+            row["models"] = (
+                "none (the mesh renderer)"
+                if mode == "gan"
+                else "tiny random (tests/tiny_models.py)"
+                if store == tiny
+                else "real (model store)"
+            )
+            row["resolution"] = resolution
             rows.append(row)
             print(json.dumps(row))
     print()
     print(
-        "| mode | models | device | dtype | s/frame (median) | runs (s) | first call (s) | peak RSS MB |"
+        "| mode | models | resolution | device | dtype | s/frame (median) | runs (s) | first call (s) | peak RSS MB |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(
-            f"| {row['mode']} | {row['models']} | {row['device']} | {row['dtype']} | "
+            f"| {row['mode']} | {row['models']} | {row['resolution']} | {row['device']} | {row['dtype']} | "
             f"{row['s_per_frame']} | {', '.join(map(str, row['runs_s']))} | {row['first_call_s']} | "
             f"{row['peak_rss_mb']} |"
         )

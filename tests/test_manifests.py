@@ -136,3 +136,23 @@ def test_render_command_writes_results_in_row_order(tmp_path, image_paths):
     assert probe_video(results.loc[9, "output_uri"]).frames == 4
     assert pd.read_csv(manifest_dir / "batch.results.csv").shape[0] == 10
     assert (manifest_dir / "batch.report.json").exists()
+
+
+def test_a_rows_generator_mode_and_prompt_reach_its_run(tmp_path, image_paths):
+    rows = [
+        {"reference_image": str(image_paths["present"]), "control_type": "latent"},
+        {
+            "reference_image": str(image_paths["present"]),
+            "control_type": "text",
+            "prompt": "a gift box hopping on a beach",
+            "model": "diffusion",
+        },
+    ]
+    check = manifests.check_manifest(_write(tmp_path, rows))
+    gan, diffusion = (manifests.row_run_config(row, "ref")["ops"]["frames"] for row in check.rows)
+    assert gan["config"]["model"] == "gan" and gan["config"]["prompt"] is None
+    assert diffusion["config"] == {
+        "resolution": "720x720",
+        "model": "diffusion",
+        "prompt": "a gift box hopping on a beach",
+    }
