@@ -87,6 +87,17 @@ class Settings(BaseSettings):
         description="Generator modes this deployment serves with another, e.g. "
         "'diffusion=gan,transformer=gan' on a CPU-only box; the response's backend says so.",
     )
+    characters_face_policy: bool = Field(
+        default=True,
+        description="The Sora-style door refuses clips that show a photographic human face "
+        "(the seed's policy); drawn characters, products and animals pass.",
+    )
+    clip_max_bytes: int = Field(
+        default=100 * 1024 * 1024, description="Largest video a character is made from."
+    )
+    clip_fetch_seconds: float = Field(
+        default=60.0, description="Longest time fetching a character's video may take."
+    )
     api_port: int = Field(default=8000, description="Port of the API server (char-pipeline serve).")
     public_url: str | None = Field(
         default=None, description="Base URL clients reach the API at (links, status_url)."

@@ -1,6 +1,7 @@
 """Durable state behind the API, one module per aggregate over one engine: API keys
 (``keys``), jobs and batches (``jobs``), webhook deliveries (``deliveries``), idempotency
-records (``idempotency``), reference ownership (``owners``) and the render cache (``cache``); the tables are in ``schema``.
+records (``idempotency``), reference ownership (``owners``), the render cache (``cache``) and
+the Sora-style door's characters (``characters``); the tables are in ``schema``.
 ``JobStore`` is all of them on one connection pool.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import functools
 
 from char_pipeline.jobstore.cache import RenderCache
+from char_pipeline.jobstore.characters import Character, Characters, UsernameTaken
 from char_pipeline.jobstore.deliveries import Deliveries
 from char_pipeline.jobstore.idempotency import IdempotencyRecords, process_owner
 from char_pipeline.jobstore.jobs import JOB_STATUSES, Job, Jobs
@@ -20,8 +22,11 @@ __all__ = [
     "JOB_STATUSES",
     "SCOPES",
     "ApiKey",
+    "Character",
+    "Characters",
     "Job",
     "JobStore",
+    "UsernameTaken",
     "api_keys",
     "hash_key",
     "iso",
@@ -31,7 +36,9 @@ __all__ = [
 ]
 
 
-class JobStore(Keys, Jobs, Deliveries, IdempotencyRecords, ReferenceOwners, RenderCache):
+class JobStore(
+    Keys, Jobs, Deliveries, IdempotencyRecords, ReferenceOwners, RenderCache, Characters
+):
     """Every aggregate of the store, sharing one engine (``schema.StoreBase``)."""
 
 

@@ -131,6 +131,23 @@ reference_owners = sa.Table(
     sa.UniqueConstraint("account_id", "content_sha", name="uq_reference_owner_content"),
 )
 
+# Characters of the Sora-style door (seed 002): a named reference, made from a video clip.
+# Usernames are unique per account (a key made alone is its own account).
+characters = sa.Table(
+    "characters",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("api_key_id", sa.String(40), nullable=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("reference_image_id", sa.String(80), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),  # JSON: url or video_id, timestamps, figures
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("account_id", "username", name="uq_character_username"),
+)
+
 response_cache = sa.Table(
     "response_cache",
     metadata,

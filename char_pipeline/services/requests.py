@@ -173,3 +173,26 @@ class NerfIn(Strict):
     callback_url: str | None = Field(default=None, max_length=2000)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class CharacterIn(Strict):
+    """POST /sora/v1/characters (seed 002): a character from a 1–3 s segment of a video."""
+
+    model: str = Field(description="Fixed value: sora-character.")
+    url: str | None = Field(
+        default=None, max_length=2000, description="A public https URL of the video (≤ 15 s)."
+    )
+    video_id: str | None = Field(
+        default=None,
+        max_length=80,
+        description="Instead of url: a video this service rendered for the account (a job id).",
+    )
+    timestamps: str = Field(
+        max_length=40, description="'start,end' in seconds, 1–3 s apart, e.g. '1,3'."
+    )
+    username: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Extension: the @name to give it (a–z, 0–9, '_', '.'); default derived.",
+    )
+    display_name: str | None = Field(default=None, max_length=200, description="Extension.")

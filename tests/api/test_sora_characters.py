@@ -1,0 +1,267 @@
+"""The Sora-style characters door (seed 002): clips fetched from a loopback server, every rule
+of the seed, the face policy on real photos, the best frame, usernames and tenancy."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from fractions import Fraction
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import av
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from char_pipeline.api.app import create_app
+from char_pipeline.engine.images import load_reference_image
+from char_pipeline.settings import Settings
+from tests.api.conftest import assert_envelope, wait_processed
+
+SIZE = 256
+
+
+def write_clip(
+    path: Path, image: np.ndarray, seconds: float, *, fps: int = 10, blur_until: float = 0.0
+) -> Path:
+    """A clip of ``image`` drifting slowly across a grey frame (H.264 in MP4/MOV, VP9 in
+    WebM by the suffix); frames before ``blur_until`` seconds are motion-blurred."""
+    codec = {".webm": "libvpx-vp9"}.get(path.suffix, "libx264")
+    scale = SIZE * 0.8 / max(image.shape[:2])
+    subject = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps, 1))
+        stream.width = stream.height = SIZE
+        stream.pix_fmt = "yuv420p"
+        for index in range(round(seconds * fps)):
+            canvas = np.full((SIZE, SIZE, 3), 128, np.uint8)
+            dx = int(8 * np.sin(index / fps))
+            h, w = subject.shape[:2]
+            y0, x0 = (SIZE - h) // 2, (SIZE - w) // 2 + dx
+            canvas[y0 : y0 + h, max(0, x0) : x0 + w] = subject[:, max(0, -x0) : SIZE - x0][:, :w]
+            if index / fps < blur_until:
+                canvas = cv2.blur(canvas, (15, 1))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, image_paths):
+    folder = tmp_path_factory.mktemp("clips")
+
+    def rgb(name):
+        return load_reference_image(image_paths[name].read_bytes()).rgb
+
+    write_clip(folder / "gift_box.mp4", rgb("present"), 5)
+    write_clip(folder / "cat.mov", rgb("chelsea"), 4)
+    write_clip(folder / "stick_figure.webm", rgb("stick_figure"), 3)
+    write_clip(folder / "astronaut.mp4", rgb("astronaut"), 4)
+    write_clip(folder / "long.mp4", rgb("present"), 16, fps=5)
+    write_clip(folder / "blurred_start.mp4", rgb("present"), 4, blur_until=2.0)
+    (folder / "not_a_video.mp4").write_bytes(image_paths["present"].read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clip_server(clips):
+    """A plain HTTP server on loopback serving the clips (the deployment allows 127.0.0.1)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(clips))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    settings = Settings(
+        pipeline_home=tmp_path_factory.mktemp("sora_home"),
+        url_signing_key="test-signing-key",
+        outbound_allow="127.0.0.1",
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        client.state = app.state.char
+        yield client
+
+
+def _create(api, auth, **fields):
+    return api.post("/sora/v1/characters", headers=auth, json={"model": "sora-character", **fields})
+
+
+def test_a_character_from_a_product_clip(api, auth, clip_server):
+    response = _create(api, auth, url=f"{clip_server}/gift_box.mp4", timestamps="1,3")
+    assert response.status_code == 200, response.text
+    character = response.json()
+    assert set(character) == {"id", "username", "display_name", "permalink", "profile_picture_url"}
+    assert character["id"].startswith("char_") and character["username"].startswith("gift_box_")
+    assert character["display_name"] == "Gift Box"
+    assert character["permalink"].endswith(f"/sora/v1/characters/{character['username']}")
+    link = urlsplit(character["profile_picture_url"])
+    profile = api.get(f"{link.path}?{link.query}")
+    assert profile.status_code == 200 and profile.content[:3] == b"\xff\xd8\xff"  # a JPEG
+    by_name = api.get(f"/sora/v1/characters/{character['username']}", headers=auth).json()
+    by_id = api.get(f"/sora/v1/characters/{character['id']}", headers=auth).json()
+    assert by_name["id"] == by_id["id"] == character["id"]
+    source = by_id["source"]
+    assert 1.0 <= source["chosen_time_s"] <= 3.0 and len(source["frames"]) == 8
+    assert source["video"]["duration_s"] == pytest.approx(5.0, abs=0.2)
+    # The character is a reference like an upload: processed, then renderable.
+    reference_id = by_id["reference_image_id"]
+    assert wait_processed(api, auth, reference_id)["status"] == "processed"
+    frame = api.post(
+        "/v1/generate/frame",
+        headers=auth,
+        json={
+            "reference_image_id": reference_id,
+            "control_type": "latent",
+            "z_t": [0.0] * 64,
+            "resolution": "64x64",
+            "output_format": "base64",
+        },
+    )
+    assert frame.status_code == 200, frame.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "rule"),
+    [
+        ({"model": "sora-2"}, 422, "model"),
+        ({"timestamps": "1-3"}, 422, "format"),
+        ({"timestamps": "a,b"}, 422, "format"),
+        ({"timestamps": "-1,1"}, 422, "start >= 0"),
+        ({"timestamps": "1,1.5"}, 422, "1 <= end - start <= 3"),
+        ({"timestamps": "0,3.5"}, 422, "1 <= end - start <= 3"),
+        ({"timestamps": "4,6"}, 422, "end <= duration"),
+        ({"url": "long.mp4"}, 422, "video <= 15 s"),
+        ({"url": "not_a_video.mp4"}, 422, "format"),
+        ({"url": "missing.mp4"}, 422, "fetch"),
+        ({"url": "http://10.1.2.3/clip.mp4"}, 422, "outbound"),
+        ({"video_id": "job_0000"}, 422, "url xor video_id"),
+        ({"username": "No Spaces!"}, 422, "username"),
+    ],
+)
+def test_every_rule_of_the_seed_is_a_clear_error(api, auth, clip_server, fields, status, rule):
+    body = {"model": "sora-character", "url": "gift_box.mp4", "timestamps": "1.5,3.0", **fields}
+    if not body["url"].startswith("http"):
+        body["url"] = f"{clip_server}/{body['url']}"
+    if fields.get("url", "").endswith("long.mp4"):
+        body["timestamps"] = "1,3"
+    if fields.get("timestamps") == "4,6":  # the gift box lasts 5 s
+        body["timestamps"] = "4,5.5"
+        body["url"] = f"{clip_server}/cat.mov"  # 4 s
+    error = assert_envelope(api.post("/sora/v1/characters", headers=auth, json=body), status, "UnprocessableEntity")  # fmt: skip
+    assert error["details"]["rule"] == rule, error
+
+
+def test_a_real_human_face_is_refused_and_drawings_and_animals_pass(api, auth, clip_server):
+    error = assert_envelope(
+        _create(api, auth, url=f"{clip_server}/astronaut.mp4", timestamps="1,3"),
+        422,
+        "UnprocessableEntity",
+    )
+    assert (
+        error["details"]["rule"] == "no real human faces" and error["details"]["face_score"] > 0.5
+    )
+    cat = _create(api, auth, url=f"{clip_server}/cat.mov", timestamps="0.5,2.5")
+    assert cat.status_code == 200, cat.text
+    drawing = _create(api, auth, url=f"{clip_server}/stick_figure.webm", timestamps="0,2")
+    assert drawing.status_code == 200, drawing.text
+    detail = api.get(f"/sora/v1/characters/{drawing.json()['id']}", headers=auth).json()
+    assert detail["source"]["mask_source"] == "drawing"
+    assert detail["source"]["video"]["codec"] == "vp9"
+
+
+def test_the_sharpest_frame_of_the_segment_wins(api, auth, clip_server):
+    response = _create(api, auth, url=f"{clip_server}/blurred_start.mp4", timestamps="1,4")
+    assert response.status_code == 200, response.text
+    source = api.get(f"/sora/v1/characters/{response.json()['id']}", headers=auth).json()["source"]
+    assert source["chosen_time_s"] >= 2.0
+    blurred = [f["sharpness"] for f in source["frames"] if f["time_s"] < 2.0]
+    sharp = [f["sharpness"] for f in source["frames"] if f["time_s"] >= 2.0]
+    assert max(blurred) < min(sharp)
+
+
+def test_usernames_are_unique_per_account_and_characters_private(api, auth, clip_server):
+    url = f"{clip_server}/gift_box.mp4"
+    mine = _create(api, auth, url=url, timestamps="0,1", username="blue_box", display_name="Box")
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["username"] == "blue_box" and mine.json()["display_name"] == "Box"
+    taken = _create(api, auth, url=url, timestamps="0,1", username="blue_box")
+    assert assert_envelope(taken, 409, "Conflict")["details"]["rule"] == "username unique"
+    _, other_key = api.state.jobs.create_key("other", ["reference:read"], account="acct_other")
+    other = {"Authorization": f"Bearer {other_key}"}
+    assert_envelope(api.get("/sora/v1/characters/blue_box", headers=other), 404, "NotFound")
+    assert api.get("/sora/v1/characters", headers=other).json()["data"] == []
+    assert_envelope(api.delete("/sora/v1/characters/blue_box", headers=other), 404, "NotFound")
+    # Another account may use the same username.
+    theirs = _create(api, other, url=url, timestamps="0,1", username="blue_box")
+    assert theirs.status_code == 200 and theirs.json()["id"] != mine.json()["id"]
+    listing = api.get("/sora/v1/characters?limit=2", headers=auth).json()
+    assert len(listing["data"]) == 2 and listing["has_more"]
+    rest = api.get(f"/sora/v1/characters?after={listing['last_id']}", headers=auth).json()
+    ids = {c["id"] for c in listing["data"]} | {c["id"] for c in rest["data"]}
+    assert mine.json()["id"] in ids and theirs.json()["id"] not in ids
+    deleted = api.delete("/sora/v1/characters/blue_box", headers=auth)
+    assert deleted.json() == {
+        "id": mine.json()["id"],
+        "object": "character.deleted",
+        "deleted": True,
+    }
+    assert_envelope(api.get("/sora/v1/characters/blue_box", headers=auth), 404, "NotFound")
+
+
+SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seeds" / "002_15526eb81e8c0e80.txt"
+
+
+def test_the_seeds_python_sample_runs_against_the_served_api(api, auth, clip_server, capsys):
+    """The seed's snippet, changed only in its base URL, key and (no internet here) the
+    video's URL, against this API served by uvicorn on loopback."""
+    import re
+    import time
+
+    import uvicorn
+
+    from tests.live_server import free_port
+
+    if not SEED.exists():
+        pytest.skip(f"the seed is not beside this checkout ({SEED})")
+    sample = re.search(
+        r"import requests\nimport json\n.*?print\(f\"Profile Picture: .*?\n", SEED.read_text(), re.S
+    ).group(0)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(api.state.settings), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        key = auth["Authorization"].removeprefix("Bearer ")
+        code = (
+            sample.replace("https://api.apiyi.com", f"http://127.0.0.1:{port}")
+            .replace("YOUR_API_KEY", key)
+            .replace(
+                "https://mycdn-gg.oss-us-west-1.aliyuncs.com/sora/64ba6b88-8540-4b73-bf05-7bd2e96bebd1.mp4",
+                f"{clip_server}/gift_box.mp4",
+            )
+        )
+        exec(compile(code, "seed-002-sample", "exec"), {})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    printed = capsys.readouterr().out
+    assert re.search(r"Character ID: char_[0-9a-f]{12}\n", printed), printed
+    assert "Profile Picture: http" in printed and "Permalink: http" in printed
