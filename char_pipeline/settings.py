@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     clip_fetch_seconds: float = Field(
         default=60.0, description="Longest time fetching a character's video may take."
     )
+    videos_generator: Literal["gan", "diffusion", "transformer"] = Field(
+        default="gan",
+        description="The generator mode that renders POST /v1/videos (the Sora-style door): "
+        "gan (the mesh renderer) by default; diffusion or transformer with weights and a GPU.",
+    )
     api_port: int = Field(default=8000, description="Port of the API server (char-pipeline serve).")
     public_url: str | None = Field(
         default=None, description="Base URL clients reach the API at (links, status_url)."

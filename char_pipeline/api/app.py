@@ -15,7 +15,16 @@ from char_pipeline.api import body_limits
 from char_pipeline.api.deps import AppState
 from char_pipeline.api.errors import install_error_handlers
 from char_pipeline.api.openapi import document_errors
-from char_pipeline.api.routers import batch, controls, files, generate, jobs, references, sora
+from char_pipeline.api.routers import (
+    batch,
+    controls,
+    files,
+    generate,
+    jobs,
+    references,
+    sora,
+    videos,
+)
 from char_pipeline.api.schemas import BatchIn, VideoIn
 from char_pipeline.launch_watchdog import LaunchWatchdog
 from char_pipeline.settings import Settings, get_settings
@@ -96,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs.router,
         files.router,
         sora.router,
+        videos.router,
     )
     for router in routers:
         app.include_router(router)

@@ -145,6 +145,8 @@ class Characters:
         return character
 
     def listing(self, limit: int, after: str | None) -> dict:
+        if after is not None:
+            self.get(after)  # an unknown cursor is a 404, as for videos
         found, more = self.ctx.jobs.list_characters(self.account, limit, after)
         return {
             "object": "list",

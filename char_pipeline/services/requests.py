@@ -196,3 +196,13 @@ class CharacterIn(Strict):
         description="Extension: the @name to give it (a–z, 0–9, '_', '.'); default derived.",
     )
     display_name: str | None = Field(default=None, max_length=200, description="Extension.")
+
+
+class VideoCreateIn(Strict):
+    """POST /v1/videos (the Sora-style door, OpenAI's video API): JSON or multipart fields."""
+
+    model: str | None = Field(default=None, max_length=80)
+    prompt: str = Field(min_length=1, max_length=2000)
+    size: str | None = Field(default=None, max_length=20, description="WIDTHxHEIGHT (1280x720).")
+    seconds: str | int | None = Field(default=None, description="1–20 (default 4).")
+    callback_url: str | None = Field(default=None, max_length=2000)

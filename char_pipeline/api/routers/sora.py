@@ -22,7 +22,7 @@ async def create_character(body: CharacterIn, state: AppState = ACCOUNT) -> dict
     return await anyio.to_thread.run_sync(Characters(state).create, body)
 
 
-@router.get("", summary="List Characters")
+@router.get("", summary="List Characters", responses=errors(404))
 def list_characters(
     limit: int = Query(20, ge=1, le=100),
     after: str | None = Query(None, max_length=40, description="last_id of the previous page."),

@@ -1,5 +1,6 @@
-"""The Sora-style characters door (seed 002): clips fetched from a loopback server, every rule
-of the seed, the face policy on real photos, the best frame, usernames and tenancy."""
+"""The Sora-style door (seed 002): characters from clips fetched from a loopback server (every
+rule of the seed, the face policy on real photos, the best frame, usernames, tenancy), and
+videos of @mentioned characters through Dagster runs."""
 
 from __future__ import annotations
 
@@ -265,3 +266,118 @@ def test_the_seeds_python_sample_runs_against_the_served_api(api, auth, clip_ser
     printed = capsys.readouterr().out
     assert re.search(r"Character ID: char_[0-9a-f]{12}\n", printed), printed
     assert "Profile Picture: http" in printed and "Permalink: http" in printed
+
+
+def _run_jobs(api, tmp_path, job_ids):
+    """The job sensor's run requests for ``job_ids``, executed as Dagster runs in process."""
+    import dagster as dg
+
+    from char_pipeline.definitions import build_definitions
+    from char_pipeline.sensors.jobs import job_submission_sensor
+
+    defs = build_definitions(api.state.settings)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = job_submission_sensor(
+            dg.build_sensor_context(instance=instance, resources={"jobs": defs.resources["jobs"]})
+        )
+        for request in result.run_requests:
+            if not set(request.tags["char/job_ids"].split(",")) & set(job_ids):
+                continue
+            instance.add_dynamic_partitions("reference_image_id", [request.partition_key])
+            run = defs.resolve_job_def(request.job_name).execute_in_process(
+                run_config=request.run_config,
+                instance=instance,
+                partition_key=request.partition_key,
+                tags=request.tags,
+            )
+            assert run.success
+
+
+@pytest.fixture(scope="module")
+def box_character(api, auth, clip_server):
+    response = _create(
+        api, auth, url=f"{clip_server}/gift_box.mp4", timestamps="1,3", username="box_star"
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_video_of_a_mentioned_character(api, auth, box_character, tmp_path):
+    from char_pipeline.engine.encode import probe_video
+
+    body = {"model": "sora-2", "prompt": "@box_star hopping on a beach", "size": "96x64", "seconds": "1"}  # fmt: skip
+    created = api.post("/v1/videos", headers=auth, json=body)
+    assert created.status_code == 200, created.text
+    video = created.json()
+    assert video["object"] == "video" and video["status"] == "queued" and video["progress"] == 0
+    assert (video["model"], video["size"], video["seconds"]) == ("sora-2", "96x64", "1")
+    assert video["characters"] == [box_character["id"]] and video["completed_at"] is None
+    assert_envelope(api.get(f"/v1/videos/{video['id']}/content", headers=auth), 409, "Conflict")
+    _run_jobs(api, tmp_path, [video["id"]])
+    done = api.get(f"/v1/videos/{video['id']}", headers=auth).json()
+    assert done["status"] == "completed" and done["progress"] == 100, done
+    assert done["completed_at"] >= done["created_at"]
+    content = api.get(f"/v1/videos/{video['id']}/content", headers=auth)
+    assert content.status_code == 200 and content.headers["content-type"] == "video/mp4"
+    path = tmp_path / "video.mp4"
+    path.write_bytes(content.content)
+    info = probe_video(path)
+    assert (info.frames, info.width, info.height) == (24, 96, 64)  # 1 s at 24 fps
+    # The same job as /v1/generate/video: it is in the account's jobs too.
+    assert api.get(f"/v1/jobs/{video['id']}", headers=auth).json()["status"] == "completed"
+    listed = api.get("/v1/videos", headers=auth).json()
+    assert listed["object"] == "list" and video["id"] in [v["id"] for v in listed["data"]]
+    _, other_key = api.state.jobs.create_key("nosy", ["generate:write"], account="acct_nosy")
+    other = {"Authorization": f"Bearer {other_key}"}
+    assert_envelope(api.get(f"/v1/videos/{video['id']}", headers=other), 404, "NotFound")
+    assert api.get("/v1/videos", headers=other).json()["data"] == []
+    deleted = api.delete(f"/v1/videos/{video['id']}", headers=auth).json()
+    assert deleted == {"id": video["id"], "object": "video.deleted", "deleted": True}
+    assert_envelope(api.get(f"/v1/videos/{video['id']}", headers=auth), 404, "NotFound")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "fragment"),
+    [
+        ("a box hopping", "mentions no character"),
+        ("@nobody_here dancing", "@nobody_here"),
+        ("@box_star and @{other} dancing together", "one character per video"),
+    ],
+)
+def test_mentions_must_name_the_accounts_characters(api, auth, box_character, prompt, fragment):
+    # Another character of the account (the tests above made several).
+    listing = api.get("/sora/v1/characters?limit=100", headers=auth).json()["data"]
+    name = next(c["username"] for c in listing if c["username"] != "box_star")
+    response = api.post(
+        "/v1/videos", headers=auth, json={"prompt": prompt.format(other=name), "seconds": 1}
+    )
+    assert fragment in assert_envelope(response, 422, "UnprocessableEntity")["message"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [({"seconds": "0"}, "seconds"), ({"seconds": "21"}, "seconds"), ({"size": "big"}, "size")],
+)
+def test_video_fields_are_checked(api, auth, box_character, fields, field):
+    body = {"prompt": "@box_star waving", **fields}
+    error = assert_envelope(api.post("/v1/videos", headers=auth, json=body), 422, "UnprocessableEntity")  # fmt: skip
+    assert error["details"]["field"] == field
+
+
+def test_the_seeds_multipart_sample_without_a_boundary_is_read(api, auth, box_character):
+    """The seed posts ``files=payload`` with a hand-set 'multipart/form-data' content type
+    (no boundary): the body is still read, and the video queued."""
+    import requests
+
+    prepared = requests.Request(
+        "POST",
+        "http://testserver/v1/videos",
+        files={"model": "sora-2", "prompt": "@box_star spinning", "size": "64x64", "seconds": "1"},
+    ).prepare()
+    response = api.post(
+        "/v1/videos",
+        headers={**auth, "Content-Type": "multipart/form-data"},
+        content=prepared.body,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "queued" and response.json()["size"] == "64x64"
