@@ -80,10 +80,10 @@ bench: $(STAMP)
 TORCH_CPU_FIND_LINKS ?= /opt/wheels
 lock:
 	@test -x .lock-venv/bin/uv || { $(PYTHON) -m venv .lock-venv && .lock-venv/bin/python -m pip install --quiet "$(UV)"; }
-	.lock-venv/bin/uv pip compile pyproject.toml requirements/lock.in --extra dev \
+	.lock-venv/bin/uv pip compile pyproject.toml requirements/lock.in --extra dev --extra safety \
 	  -c requirements/torch-cpu.in --find-links $(TORCH_CPU_FIND_LINKS) $(UV_COMPILE) \
 	  $(if $(UPGRADE),--upgrade) -o requirements/cpu.txt
-	.lock-venv/bin/uv pip compile pyproject.toml requirements/lock.in --extra dev \
+	.lock-venv/bin/uv pip compile pyproject.toml requirements/lock.in --extra dev --extra safety \
 	  $(UV_COMPILE) $(if $(UPGRADE),--upgrade) -o requirements/cuda.txt
 	.lock-venv/bin/uv pip compile requirements/mediapipe.in --no-deps $(UV_COMPILE) \
 	  -o requirements/mediapipe.txt

@@ -103,6 +103,16 @@ class Settings(BaseSettings):
         description="The generator mode that renders POST /v1/videos (the Sora-style door): "
         "gan (the mesh renderer) by default; diffusion or transformer with weights and a GPU.",
     )
+    nsfw_threshold: float = Field(
+        default=0.5,
+        description="The predictions door's safety checker flags a detection of a flagged "
+        "class at this score or above.",
+    )
+    nsfw_classes: str = Field(
+        default="FEMALE_GENITALIA_EXPOSED,MALE_GENITALIA_EXPOSED,FEMALE_BREAST_EXPOSED,"
+        "BUTTOCKS_EXPOSED,ANUS_EXPOSED",
+        description="NudeNet classes the safety checker flags (comma-separated).",
+    )
     api_port: int = Field(default=8000, description="Port of the API server (char-pipeline serve).")
     public_url: str | None = Field(
         default=None, description="Base URL clients reach the API at (links, status_url)."

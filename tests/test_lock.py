@@ -30,10 +30,13 @@ ENVIRONMENT = {
 CUDA_ONLY_PREFIXES = ("nvidia-", "cuda-", "triton")
 
 
-def _declared(extra: str | None = "dev") -> list[Requirement]:
+LOCKED_EXTRAS = ("dev", "safety")  # the extras `make lock` compiles in (Makefile)
+
+
+def _declared(extras: tuple[str, ...] = LOCKED_EXTRAS) -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lines = list(project["dependencies"])
-    if extra:
+    for extra in extras:
         lines += project["optional-dependencies"][extra]
     for name in ("lock.in",):
         for line in (lockfile.REQUIREMENTS / name).read_text().splitlines():

@@ -21,6 +21,7 @@ from char_pipeline.api.routers import (
     files,
     generate,
     jobs,
+    predictions,
     references,
     sora,
     videos,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         files.router,
         sora.router,
         videos.router,
+        predictions.router,
     )
     for router in routers:
         app.include_router(router)

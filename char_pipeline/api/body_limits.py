@@ -51,6 +51,9 @@ def route_limits(settings: Settings) -> dict[tuple[str, str], int]:
         ("POST", "/v1/generate/video"): video,
         ("POST", "/v1/generate/nerf"): SMALL_JSON_LIMIT,
         ("POST", "/v1/batch/video"): BATCH_VIDEOS * video,
+        # The predictions door's image may come inline as a data URI (base64: 4/3 the bytes).
+        ("POST", "/api/v3/wavespeed-ai/instant-character"): settings.max_image_bytes * 4 // 3
+        + 64 * KIB,
     }
 
 

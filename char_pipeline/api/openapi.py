@@ -73,12 +73,25 @@ def _route_facts(route: APIRoute) -> dict[str, bool]:
     }
 
 
+# The predictions door's errors (seeds 003/004): WaveSpeed's envelope with no data.
+WAVESPEED_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["code", "message", "data"],
+    "properties": {
+        "code": {"type": "integer", "description": "The HTTP status."},
+        "message": {"type": "string", "description": "What is wrong, naming the field."},
+        "data": {"type": "null"},
+    },
+}
+
+
 def document_errors(schema: dict, routes: list) -> dict:
     """Add each operation's error statuses (envelope schema) and its rate-limit headers.
 
     ``routes``: the API routes (the routers' own: FastAPI's app.routes holds wrappers of
     included routers, not their routes)."""
     schema.setdefault("components", {}).setdefault("schemas", {})["ErrorEnvelope"] = ERROR_SCHEMA
+    schema["components"]["schemas"]["WaveSpeedError"] = WAVESPEED_ERROR_SCHEMA
     schemes = schema["components"].setdefault("securitySchemes", {})
     schemes["ApiKey"] = {
         "type": "http",
@@ -105,10 +118,18 @@ def document_errors(schema: dict, routes: list) -> dict:
                 statuses.add(422)
             if "requestBody" in operation:
                 statuses |= {400, 413}
+            # A door with its own error body (WaveSpeed's {code, message, data}) names its
+            # schema; the errors answered before the route runs keep the v1 envelope.
+            own = operation.pop("x-error-schema", None)
+            error_schema = (
+                {"oneOf": [ENVELOPE_REF, {"$ref": f"#/components/schemas/{own}"}]}
+                if own
+                else ENVELOPE_REF
+            )
             for status in sorted(statuses):
                 entry = responses.setdefault(str(status), {})
                 entry["description"] = entry.get("description") or DESCRIPTIONS[status]
-                entry["content"] = {"application/json": {"schema": ENVELOPE_REF}}
+                entry["content"] = {"application/json": {"schema": error_schema}}
                 if status == 429:
                     entry["headers"] = {
                         "Retry-After": {

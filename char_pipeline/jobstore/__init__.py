@@ -1,7 +1,8 @@
 """Durable state behind the API, one module per aggregate over one engine: API keys
 (``keys``), jobs and batches (``jobs``), webhook deliveries (``deliveries``), idempotency
 records (``idempotency``), reference ownership (``owners``), the render cache (``cache``) and
-the Sora-style door's characters (``characters``); the tables are in ``schema``.
+the Sora-style door's characters (``characters``) and the InstantCharacter-style door's
+predictions (``predictions``); the tables are in ``schema``.
 ``JobStore`` is all of them on one connection pool.
 """
 
@@ -16,6 +17,7 @@ from char_pipeline.jobstore.idempotency import IdempotencyRecords, process_owner
 from char_pipeline.jobstore.jobs import JOB_STATUSES, Job, Jobs
 from char_pipeline.jobstore.keys import SCOPES, ApiKey, Keys, hash_key
 from char_pipeline.jobstore.owners import ReferenceOwners
+from char_pipeline.jobstore.predictions import Prediction, Predictions
 from char_pipeline.jobstore.schema import api_keys, iso, now
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "Characters",
     "Job",
     "JobStore",
+    "Prediction",
     "UsernameTaken",
     "api_keys",
     "hash_key",
@@ -37,7 +40,14 @@ __all__ = [
 
 
 class JobStore(
-    Keys, Jobs, Deliveries, IdempotencyRecords, ReferenceOwners, RenderCache, Characters
+    Keys,
+    Jobs,
+    Deliveries,
+    IdempotencyRecords,
+    ReferenceOwners,
+    RenderCache,
+    Characters,
+    Predictions,
 ):
     """Every aggregate of the store, sharing one engine (``schema.StoreBase``)."""
 

@@ -148,6 +148,26 @@ characters = sa.Table(
     sa.UniqueConstraint("account_id", "username", name="uq_character_username"),
 )
 
+# Predictions of the InstantCharacter-style door (seeds 003/004): images from a reference and
+# a prompt, rendered in the API process (created → processing → completed | failed).
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("api_key_id", sa.String(40), nullable=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=True),  # output keys, NSFW flags, figures
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("webhook_url", sa.String(2000), nullable=True),
+    sa.Column("inference_ms", sa.Integer, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 response_cache = sa.Table(
     "response_cache",
     metadata,
