@@ -27,6 +27,7 @@ COLUMNS = (
     "control_type",
     "prompt",
     "keypoints_file",
+    "motion_clip",
     "seed",
     "steps",
     "fps",
@@ -182,6 +183,7 @@ def check_manifest(path: UPath, *, data: bytes | None = None, check_url=None) ->
         row["keypoints_file"] = (
             None if values["keypoints_file"] is None else str(values["keypoints_file"]).strip()
         )
+        row["motion_clip"] = _motion_clip(values["motion_clip"], control, path, index, problems)
         row["seed"] = (
             DEFAULTS["seed"]
             if values["seed"] is None
@@ -237,6 +239,39 @@ def check_manifest(path: UPath, *, data: bytes | None = None, check_url=None) ->
     return check
 
 
+def _motion_clip(
+    value: Any, control: str, manifest: UPath, index: int, problems: list[RowProblem]
+) -> str | None:
+    """A row's BVH clip: a library name, or a .bvh file (a path relative to the manifest's
+    folder, or absolute) that must exist on this machine; only for control_type pose."""
+    from char_pipeline.engine.bvh import list_clips
+
+    if value is None:
+        return None
+    text = str(value).strip()
+    if control != "pose":
+        problems.append(RowProblem(index, "motion_clip", "applies to control_type pose only"))
+        return None
+    if not text.lower().endswith(".bvh"):
+        if text not in list_clips():
+            problems.append(
+                RowProblem(
+                    index,
+                    "motion_clip",
+                    f"{text!r} is not a library clip ({', '.join(list_clips())}) or a .bvh file",
+                )
+            )
+            return None
+        return text
+    clip = UPath(text) if text.startswith("/") else manifest.parent / text
+    if clip.protocol not in ("", "file", "local") or not clip.exists():
+        problems.append(
+            RowProblem(index, "motion_clip", f"{text} is not a BVH file on this machine")
+        )
+        return None
+    return str(clip.path if hasattr(clip, "path") else clip)
+
+
 def row_run_config(row: dict, reference_id: str) -> dict:
     """The render_job run config of one manifest row."""
     controls = {
@@ -247,6 +282,9 @@ def row_run_config(row: dict, reference_id: str) -> dict:
     }
     if row["keypoints_file"]:
         controls["pose_keypoints_file"] = row["keypoints_file"]
+    if row.get("motion_clip"):  # a BVH clip drives 'pose', at the row's fps
+        controls["motion_clip"] = row["motion_clip"]
+        controls["clip_fps"] = row["fps"]
     return {
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
         "ops": {

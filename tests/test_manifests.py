@@ -156,3 +156,32 @@ def test_a_rows_generator_mode_and_prompt_reach_its_run(tmp_path, image_paths):
         "model": "diffusion",
         "prompt": "a gift box hopping on a beach",
     }
+
+
+def test_a_rows_bvh_clip_drives_its_pose_control(tmp_path, image_paths):
+    import shutil
+
+    from char_pipeline.engine.bvh import MOTIONS_DIR
+
+    shutil.copy(MOTIONS_DIR / "jumping.bvh", tmp_path / "my_jump.bvh")
+    present = str(image_paths["present"])
+    rows = [
+        {"reference_image": present, "control_type": "pose", "motion_clip": "wave_hello"},
+        {"reference_image": present, "control_type": "pose", "motion_clip": "my_jump.bvh", "fps": 12},
+        {"reference_image": present, "control_type": "pose", "motion_clip": "missing.bvh"},
+        {"reference_image": present, "control_type": "pose", "motion_clip": "moonwalk"},
+        {"reference_image": present, "control_type": "latent", "motion_clip": "wave_hello"},
+    ]  # fmt: skip
+    check = manifests.check_manifest(_write(tmp_path, rows))
+    assert [r["row"] for r in check.rows] == [1, 2]
+    assert {(p.row, p.column) for p in check.problems} == {
+        (3, "motion_clip"),
+        (4, "motion_clip"),
+        (5, "motion_clip"),
+    }
+    library, uploaded = (
+        manifests.row_run_config(row, "ref")["ops"]["control_sequences"]["config"]
+        for row in check.rows
+    )
+    assert library["motion_clip"] == "wave_hello" and library["clip_fps"] == 30
+    assert uploaded["motion_clip"] == str(tmp_path / "my_jump.bvh") and uploaded["clip_fps"] == 12

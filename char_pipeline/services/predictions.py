@@ -56,6 +56,8 @@ FIELDS = {
     "enable_base64_output",
 }
 MOTION_STEPS = 48
+# A prediction renders in seconds; one still open after this long lost its process.
+STALE_SECONDS = 600
 
 
 def validate(body: object) -> dict:
@@ -285,6 +287,18 @@ class Predictions:
         prediction = self.ctx.jobs.get_prediction(prediction_id)
         if prediction is None or not self.ctx.may_see(prediction.account_id):
             raise NotFoundError(f"Prediction {prediction_id!r} not found.", id=prediction_id)
+        if prediction.status in ("created", "processing") and _age(prediction) > STALE_SECONDS:
+            # Its API process stopped while it rendered (a restart): say so instead of
+            # leaving the client polling forever.
+            self.ctx.jobs.finish_prediction(
+                prediction_id,
+                result=None,
+                error="Interrupted: the server stopped while this prediction rendered; "
+                "submit it again.",
+                inference_ms=None,
+                webhook_payload=None,
+            )
+            prediction = self.ctx.jobs.get_prediction(prediction_id)
         return prediction
 
     def envelope(self, prediction: Prediction) -> dict:
@@ -317,6 +331,13 @@ class Predictions:
                 "timings": {"inference": prediction.inference_ms or 0},
             },
         }
+
+
+def _age(prediction: Prediction) -> float:
+    from datetime import UTC, datetime
+
+    created = datetime.strptime(prediction.created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return time.time() - created.timestamp()
 
 
 def _with(prediction: Prediction, **changes) -> Prediction:

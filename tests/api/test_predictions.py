@@ -207,3 +207,17 @@ def test_a_webhook_gets_the_signed_result(api, image_paths):
     assert payload["data"]["status"] == "completed" and len(payload["data"]["outputs"]) == 1
     bad = api.post(f"{ENDPOINT}?webhook=http://10.0.0.5/hook", headers=auth, json=body)
     assert bad.status_code == 400 and "webhook" in bad.json()["message"]
+
+
+def test_a_prediction_whose_process_stopped_fails_with_the_reason(api, auth, monkeypatch):
+    from char_pipeline.services import predictions
+
+    stuck = api.state.jobs.create_prediction(
+        "tests", None, predictions.SERVED_BY, {"prompt": "x"}, None
+    )
+    assert api.get(f"/api/v3/predictions/{stuck.id}", headers=auth).json()["data"]["status"] == (
+        "created"
+    )
+    monkeypatch.setattr(predictions, "STALE_SECONDS", -1)
+    data = api.get(f"/api/v3/predictions/{stuck.id}", headers=auth).json()["data"]
+    assert data["status"] == "failed" and "Interrupted" in data["error"]
