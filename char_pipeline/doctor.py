@@ -125,6 +125,20 @@ def model_checks() -> list[Check]:
     return checks
 
 
+def safety_check() -> Check:
+    """The predictions door's safety checker (NudeNet, the optional extra 'safety')."""
+    version = _version("nudenet")
+    if version is None:
+        return Check(
+            "model nudenet (optional)",
+            False,
+            "not installed: predictions need enable_safety_checker false (pip install "
+            "'char-pipeline[safety]'; AGPL-3.0 licence files, docs/models.md)",
+            False,
+        )
+    return Check("model nudenet (optional)", True, f"{version}, 320n.onnx in the wheel", False)
+
+
 def generator_checks(settings: Settings) -> list[Check]:
     """Whether the generative modes can run here: their store entries and a GPU (or CPU
     generation allowed). Optional: the embedded default needs neither."""
@@ -270,6 +284,7 @@ def run_checks(settings: Settings) -> list[Check]:
         _guarded("lock", lock_check, required=False),
         *model_checks(),
         *generator_checks(settings),
+        safety_check(),
         health.job_store(settings),
         profile_check(settings),
         *service_checks(settings),

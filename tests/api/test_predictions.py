@@ -221,3 +221,73 @@ def test_a_prediction_whose_process_stopped_fails_with_the_reason(api, auth, mon
     monkeypatch.setattr(predictions, "STALE_SECONDS", -1)
     data = api.get(f"/api/v3/predictions/{stuck.id}", headers=auth).json()["data"]
     assert data["status"] == "failed" and "Interrupted" in data["error"]
+
+
+@pytest.mark.parametrize("seed_file", ["003_644a6d5a23358406.txt", "004_356f208833c8c3c1.txt"])
+def test_the_seeds_curl_samples_run_against_the_served_api(api, auth, image_paths, seed_file):
+    """The seed's two curl commands as written — base URL, key and (no internet here) the
+    image's URL changed — against this API served by uvicorn on loopback."""
+    import functools
+    import http.server
+    import json
+    import re
+    import shutil
+    import subprocess
+    import threading
+    from pathlib import Path
+
+    import uvicorn
+
+    from tests.live_server import free_port
+
+    seed = Path(__file__).resolve().parents[2].parent / "shared" / "seeds" / seed_file
+    if not seed.exists():
+        pytest.skip(f"the seed is not beside this checkout ({seed})")
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    text = seed.read_text()
+    submit = re.search(r"curl --location --request POST .*?\}\'", text, re.S).group(0)
+    result = re.search(r'curl --location --request GET .*?WAVESPEED_API_KEY\}"', text, re.S).group(
+        0
+    )
+    image_url = json.loads(re.search(r"--data-raw '(\{.*\})'", submit, re.S).group(1))["image"]
+
+    folder = Path(image_paths["present"]).parent
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(api.state.settings), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "WAVESPEED_API_KEY": auth["Authorization"].removeprefix("Bearer "),
+        "PATH": "/usr/bin:/bin",
+    }
+    local_image = f"http://127.0.0.1:{files.server_address[1]}/{Path(image_paths['present']).name}"
+    try:
+        command = submit.replace("https://api.wavespeed.ai", base).replace(image_url, local_image)
+        answer = json.loads(subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=120, check=True).stdout)  # fmt: skip
+        assert answer["code"] == 200, answer
+        request_id = answer["data"]["id"]
+        fetch = result.replace("https://api.wavespeed.ai", base)
+        for _ in range(200):  # bounded: 200 polls, 0.3 s apart
+            got = json.loads(subprocess.run(["bash", "-c", fetch], env={**env, "requestId": request_id}, capture_output=True, text=True, timeout=30, check=True).stdout)  # fmt: skip
+            if got["data"]["status"] in ("completed", "failed"):
+                break
+            time.sleep(0.3)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        files.shutdown()
+    assert got["data"]["status"] == "completed", got
+    assert got["data"]["id"] == request_id and len(got["data"]["outputs"]) == 1

@@ -260,12 +260,40 @@ def test_the_seeds_python_sample_runs_against_the_served_api(api, auth, clip_ser
             )
         )
         exec(compile(code, "seed-002-sample", "exec"), {})
+        # Its "Complete Example": a video of @my_character_2024, posted as the sample does
+        # (files=payload under a hand-set multipart Content-Type without a boundary).
+        named = _create(
+            api,
+            auth,
+            url=f"{clip_server}/gift_box.mp4",
+            timestamps="1,3",
+            username="my_character_2024",
+        )
+        assert named.status_code == 200, named.text
+        video_sample = re.search(
+            r"import requests\n\n# Configuration\nSORA_API_URL.*?print\(f\"Video Task ID: .*?\n",
+            SEED.read_text(),
+            re.S,
+        ).group(0)
+        exec(
+            compile(
+                video_sample.replace("https://api.apiyi.com", f"http://127.0.0.1:{port}").replace(
+                    "YOUR_API_KEY", key
+                ),
+                "seed-002-video-sample",
+                "exec",
+            ),
+            {},
+        )
     finally:
         server.should_exit = True
         thread.join(timeout=10)
     printed = capsys.readouterr().out
     assert re.search(r"Character ID: char_[0-9a-f]{12}\n", printed), printed
     assert "Profile Picture: http" in printed and "Permalink: http" in printed
+    video_id = re.search(r"Video Task ID: (job_[0-9a-f]+)\n", printed).group(1)
+    video = api.get(f"/v1/videos/{video_id}", headers=auth).json()
+    assert (video["size"], video["seconds"], video["status"]) == ("1280x720", "10", "queued")
 
 
 def _run_jobs(api, tmp_path, job_ids):
