@@ -89,9 +89,11 @@ class Character:
         """How much of a limb motion a template-rigged (non-person) subject follows.
 
         A template skeleton only guesses where limbs are on a cat or a box, so its limbs
-        move less and blend more softly; root motion (hops, sways, turns) is unchanged.
+        move less and blend more softly; root motion (hops, sways, turns) is unchanged. A
+        drawn figure's skeleton follows its strokes (the medial axis of a humanoid drawing),
+        so its limbs take the whole motion: at 0.35 a clip's wave barely left the body.
         """
-        return 1.0 if self.rig_kind in PERSON_RIGS else 0.35
+        return 1.0 if self.rig_kind in PERSON_RIGS or self.subject_kind == "figure" else 0.35
 
     @property
     def skin_sigma(self) -> float:
