@@ -274,6 +274,18 @@ class Settings(BaseSettings):
         return self.artifacts_url or str(self.home / "artifacts")
 
 
+def parse_aliases(setting: str, names: tuple[str, ...], variable: str) -> dict[str, str]:
+    """'a=b,c=d' → {'a': 'b', 'c': 'd'} over ``names``: what a deployment answers with another
+    (text models, generator modes); an unknown name is a settings error naming ``variable``."""
+    aliases = {}
+    for pair in filter(None, (part.strip() for part in setting.split(","))):
+        requested, _, served = (word.strip() for word in pair.partition("="))
+        if requested not in names or served not in names:
+            raise ValueError(f"{variable}: {pair!r} must map one of {names} to another.")
+        aliases[requested] = served
+    return aliases
+
+
 @functools.cache
 def get_settings() -> Settings:
     return Settings()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -14,6 +16,39 @@ from char_pipeline.jobstore.schema import (
     iso,
     now,
 )
+
+
+def queue_delivery(
+    connection: sa.Connection,
+    owner_id: str,
+    api_key_id: str | None,
+    url: str,
+    payload: dict,
+    moment: datetime,
+) -> None:
+    """Put a callback in the outbox, inside the caller's transaction (the one that writes the
+    final status of ``owner_id``: a job, or a prediction). An endpoint that answered 410 to
+    this key is recorded as disabled instead of being called again."""
+    disabled = connection.execute(
+        sa.select(disabled_endpoints.c.url).where(
+            disabled_endpoints.c.api_key_id == (api_key_id or ""),
+            disabled_endpoints.c.url == url,
+        )
+    ).first()
+    connection.execute(
+        deliveries.insert().values(
+            webhook_id="msg_" + secrets.token_hex(12),
+            job_id=owner_id,
+            api_key_id=api_key_id,
+            url=url,
+            payload=json.dumps(payload, separators=(",", ":")),
+            status="disabled" if disabled else "pending",
+            attempt_count=0,
+            next_attempt_at=None if disabled else moment,
+            created_at=moment,
+            updated_at=moment,
+        )
+    )
 
 
 class Deliveries(StoreBase):

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from char_pipeline.jobstate import OPEN, JobStatus, sources
-from char_pipeline.jobstore.schema import StoreBase, deliveries, disabled_endpoints, iso, jobs, now
+from char_pipeline.jobstore.deliveries import queue_delivery
+from char_pipeline.jobstore.schema import StoreBase, iso, jobs, now
 
 JOB_STATUSES = tuple(str(status) for status in JobStatus)
 
@@ -305,25 +306,8 @@ class Jobs(StoreBase):
                 sa.select(jobs.c.callback_url, jobs.c.api_key_id).where(jobs.c.id == job_id)
             ).first()
             if job.callback_url and callback_payload is not None:
-                disabled = connection.execute(
-                    sa.select(disabled_endpoints.c.url).where(
-                        disabled_endpoints.c.api_key_id == (job.api_key_id or ""),
-                        disabled_endpoints.c.url == job.callback_url,
-                    )
-                ).first()
-                connection.execute(
-                    deliveries.insert().values(
-                        webhook_id="msg_" + secrets.token_hex(12),
-                        job_id=job_id,
-                        api_key_id=job.api_key_id,
-                        url=job.callback_url,
-                        payload=json.dumps(callback_payload, separators=(",", ":")),
-                        status="disabled" if disabled else "pending",
-                        attempt_count=0,
-                        next_attempt_at=None if disabled else moment,
-                        created_at=moment,
-                        updated_at=moment,
-                    )
+                queue_delivery(
+                    connection, job_id, job.api_key_id, job.callback_url, callback_payload, moment
                 )
         return True
 

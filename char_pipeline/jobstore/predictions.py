@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from char_pipeline.jobstore.schema import StoreBase, deliveries, iso, now, predictions
+from char_pipeline.jobstore.deliveries import queue_delivery
+from char_pipeline.jobstore.schema import StoreBase, iso, now, predictions
 
 
 @dataclass(frozen=True)
@@ -116,17 +117,11 @@ class Predictions(StoreBase):
                 )
             ).first()
             if row.webhook_url and webhook_payload is not None:
-                connection.execute(
-                    deliveries.insert().values(
-                        webhook_id="msg_" + secrets.token_hex(12),
-                        job_id=prediction_id,
-                        api_key_id=row.api_key_id,
-                        url=row.webhook_url,
-                        payload=json.dumps(webhook_payload, separators=(",", ":")),
-                        status="pending",
-                        attempt_count=0,
-                        next_attempt_at=moment,
-                        created_at=moment,
-                        updated_at=moment,
-                    )
+                queue_delivery(
+                    connection,
+                    prediction_id,
+                    row.api_key_id,
+                    row.webhook_url,
+                    webhook_payload,
+                    moment,
                 )

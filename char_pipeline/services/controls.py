@@ -10,6 +10,7 @@ from char_pipeline.services import processing
 from char_pipeline.services.context import ServiceContext
 from char_pipeline.services.references import References
 from char_pipeline.services.requests import ClipControlIn, PoseControlIn, TextControlIn
+from char_pipeline.settings import parse_aliases
 
 MAX_STEPS = 10_000
 
@@ -40,15 +41,7 @@ def pose_control(ctx: ServiceContext, body: PoseControlIn) -> dict:
 
 def text_model_aliases(setting: str) -> dict[str, str]:
     """'clip=custom-nlp,…' → {'clip': 'custom-nlp'}; unknown names are a settings error."""
-    aliases = {}
-    for pair in filter(None, (part.strip() for part in setting.split(","))):
-        requested, _, served = (word.strip() for word in pair.partition("="))
-        if requested not in TEXT_MODELS or served not in TEXT_MODELS:
-            raise ValueError(
-                f"CHAR_TEXT_MODEL_ALIASES: {pair!r} must map one of {TEXT_MODELS} to another."
-            )
-        aliases[requested] = served
-    return aliases
+    return parse_aliases(setting, TEXT_MODELS, "CHAR_TEXT_MODEL_ALIASES")
 
 
 TEXT_MODELS = ("clip", "custom-nlp")

@@ -15,7 +15,7 @@ from typing import Any
 from char_pipeline.engine.generators import MODES, GenerationOptions, get_generator
 from char_pipeline.engine.generators.store import ModelStore
 from char_pipeline.engine.render import Renderer
-from char_pipeline.settings import Settings
+from char_pipeline.settings import Settings, parse_aliases
 
 WEIGHT_NAMES = (
     "identity_strength",
@@ -54,15 +54,7 @@ EFFECTS: dict[str, dict[str, str]] = {
 
 def generator_aliases(setting: str) -> dict[str, str]:
     """'diffusion=gan,…' → {'diffusion': 'gan'}; unknown names are a settings error."""
-    aliases = {}
-    for pair in filter(None, (part.strip() for part in setting.split(","))):
-        requested, _, served = (word.strip() for word in pair.partition("="))
-        if requested not in MODES or served not in MODES:
-            raise ValueError(
-                f"CHAR_GENERATOR_ALIASES: {pair!r} must map one of {MODES} to another."
-            )
-        aliases[requested] = served
-    return aliases
+    return parse_aliases(setting, MODES, "CHAR_GENERATOR_ALIASES")
 
 
 def served_mode(settings: Settings, requested: str) -> str:

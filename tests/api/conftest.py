@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,20 +15,68 @@ from char_pipeline.settings import Settings
 ACCOUNT = "tests"  # the account of each module's key
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    home = tmp_path_factory.mktemp("api_home")
-    settings = Settings(
-        pipeline_home=home,
-        sync_max_frames=12,
-        url_signing_key="test-signing-key",
-        # A deployment that answers 'transformer' with the mesh renderer, and has no weights
-        # for 'diffusion' (tests/api/test_generators.py serves both for real).
-        generator_aliases="transformer=gan",
-    )
-    app = create_app(settings)
+@contextlib.contextmanager
+def api_client(home, **settings) -> Iterator[TestClient]:
+    """The API in process on the data root ``home`` (a module's own deployment: ``settings``
+    override the defaults); ``client.state`` is its ServiceContext."""
+    app = create_app(Settings(pipeline_home=home, url_signing_key="test-signing-key", **settings))
     with TestClient(app) as client:
         client.state = app.state.char
+        yield client
+
+
+@contextlib.contextmanager
+def served(app_settings: Settings) -> Iterator[str]:
+    """The API served by uvicorn on a loopback port, in a thread (for clients that open real
+    connections: the seeds' samples); yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    from tests.live_server import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(app_settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def static_files(folder) -> Iterator[str]:
+    """A plain HTTP server on loopback serving ``folder`` (media a door fetches by URL; the
+    deployment allows 127.0.0.1 in CHAR_OUTBOUND_ALLOW); yields its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    # A deployment that answers 'transformer' with the mesh renderer, and has no weights for
+    # 'diffusion' (tests/api/test_generators.py serves both for real).
+    with api_client(
+        tmp_path_factory.mktemp("api_home"), sync_max_frames=12, generator_aliases="transformer=gan"
+    ) as client:
         yield client
 
 

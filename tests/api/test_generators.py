@@ -16,7 +16,7 @@ from char_pipeline.api.app import create_app
 from char_pipeline.engine.encode import probe_video
 from char_pipeline.engine.images import decode_png
 from char_pipeline.settings import Settings
-from tests.api.conftest import assert_envelope, upload, wait_processed
+from tests.api.conftest import api_client, assert_envelope, upload, wait_processed
 from tests.api.test_generate import _download, _latent
 from tests.tiny_models import build_store
 
@@ -28,16 +28,12 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, models):
-    settings = Settings(
-        pipeline_home=tmp_path_factory.mktemp("gen_home"),
+    with api_client(
+        tmp_path_factory.mktemp("gen_home"),
         sync_max_frames=12,
-        url_signing_key="test-signing-key",
         models_dir=models,
         allow_cpu_generation=True,
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        client.state = app.state.char
+    ) as client:
         yield client
 
 

@@ -9,26 +9,17 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from char_pipeline.api.app import create_app
 from char_pipeline.engine.images import decode_png
-from char_pipeline.settings import Settings
+from tests.api.conftest import api_client, served, static_files
 
 ENDPOINT = "/api/v3/wavespeed-ai/instant-character"
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    settings = Settings(
-        pipeline_home=tmp_path_factory.mktemp("predictions_home"),
-        url_signing_key="test-signing-key",
-        outbound_allow="127.0.0.1",
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        client.state = app.state.char
-        yield client
+    with api_client(tmp_path_factory.mktemp("predictions_home"), outbound_allow="127.0.0.1") as c:
+        yield c
 
 
 def data_uri(path) -> str:
@@ -227,18 +218,11 @@ def test_a_prediction_whose_process_stopped_fails_with_the_reason(api, auth, mon
 def test_the_seeds_curl_samples_run_against_the_served_api(api, auth, image_paths, seed_file):
     """The seed's two curl commands as written — base URL, key and (no internet here) the
     image's URL changed — against this API served by uvicorn on loopback."""
-    import functools
-    import http.server
     import json
     import re
     import shutil
     import subprocess
-    import threading
     from pathlib import Path
-
-    import uvicorn
-
-    from tests.live_server import free_port
 
     seed = Path(__file__).resolve().parents[2].parent / "shared" / "seeds" / seed_file
     if not seed.exists():
@@ -252,30 +236,14 @@ def test_the_seeds_curl_samples_run_against_the_served_api(api, auth, image_path
     )
     image_url = json.loads(re.search(r"--data-raw '(\{.*\})'", submit, re.S).group(1))["image"]
 
-    folder = Path(image_paths["present"]).parent
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=files.serve_forever, daemon=True).start()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(api.state.settings), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
     env = {
         "WAVESPEED_API_KEY": auth["Authorization"].removeprefix("Bearer "),
         "PATH": "/usr/bin:/bin",
     }
-    local_image = f"http://127.0.0.1:{files.server_address[1]}/{Path(image_paths['present']).name}"
-    try:
-        command = submit.replace("https://api.wavespeed.ai", base).replace(image_url, local_image)
+    present = Path(image_paths["present"])
+    with static_files(present.parent) as files, served(api.state.settings) as base:
+        command = submit.replace("https://api.wavespeed.ai", base)
+        command = command.replace(image_url, f"{files}/{present.name}")
         answer = json.loads(subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=120, check=True).stdout)  # fmt: skip
         assert answer["code"] == 200, answer
         request_id = answer["data"]["id"]
@@ -285,9 +253,5 @@ def test_the_seeds_curl_samples_run_against_the_served_api(api, auth, image_path
             if got["data"]["status"] in ("completed", "failed"):
                 break
             time.sleep(0.3)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        files.shutdown()
     assert got["data"]["status"] == "completed", got
     assert got["data"]["id"] == request_id and len(got["data"]["outputs"]) == 1

@@ -4,9 +4,6 @@ videos of @mentioned characters through Dagster runs."""
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,12 +12,15 @@ import av
 import cv2
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from char_pipeline.api.app import create_app
 from char_pipeline.engine.images import load_reference_image
-from char_pipeline.settings import Settings
-from tests.api.conftest import assert_envelope, wait_processed
+from tests.api.conftest import (
+    api_client,
+    assert_envelope,
+    served,
+    static_files,
+    wait_processed,
+)
 
 SIZE = 256
 
@@ -71,26 +71,13 @@ def clips(tmp_path_factory, image_paths):
 
 @pytest.fixture(scope="module")
 def clip_server(clips):
-    """A plain HTTP server on loopback serving the clips (the deployment allows 127.0.0.1)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(clips))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with static_files(clips) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    settings = Settings(
-        pipeline_home=tmp_path_factory.mktemp("sora_home"),
-        url_signing_key="test-signing-key",
-        outbound_allow="127.0.0.1",
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        client.state = app.state.char
+    with api_client(tmp_path_factory.mktemp("sora_home"), outbound_allow="127.0.0.1") as client:
         yield client
 
 
@@ -227,32 +214,22 @@ def test_the_seeds_python_sample_runs_against_the_served_api(api, auth, clip_ser
     """The seed's snippet, changed only in its base URL, key and (no internet here) the
     video's URL, against this API served by uvicorn on loopback."""
     import re
-    import time
-
-    import uvicorn
-
-    from tests.live_server import free_port
 
     if not SEED.exists():
         pytest.skip(f"the seed is not beside this checkout ({SEED})")
+    text = SEED.read_text()
     sample = re.search(
-        r"import requests\nimport json\n.*?print\(f\"Profile Picture: .*?\n", SEED.read_text(), re.S
+        r"import requests\nimport json\n.*?print\(f\"Profile Picture: .*?\n", text, re.S
     ).group(0)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(api.state.settings), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        key = auth["Authorization"].removeprefix("Bearer ")
+    video_sample = re.search(
+        r"import requests\n\n# Configuration\nSORA_API_URL.*?print\(f\"Video Task ID: .*?\n",
+        text,
+        re.S,
+    ).group(0)
+    key = auth["Authorization"].removeprefix("Bearer ")
+    with served(api.state.settings) as base:
         code = (
-            sample.replace("https://api.apiyi.com", f"http://127.0.0.1:{port}")
+            sample.replace("https://api.apiyi.com", base)
             .replace("YOUR_API_KEY", key)
             .replace(
                 "https://mycdn-gg.oss-us-west-1.aliyuncs.com/sora/64ba6b88-8540-4b73-bf05-7bd2e96bebd1.mp4",
@@ -270,24 +247,8 @@ def test_the_seeds_python_sample_runs_against_the_served_api(api, auth, clip_ser
             username="my_character_2024",
         )
         assert named.status_code == 200, named.text
-        video_sample = re.search(
-            r"import requests\n\n# Configuration\nSORA_API_URL.*?print\(f\"Video Task ID: .*?\n",
-            SEED.read_text(),
-            re.S,
-        ).group(0)
-        exec(
-            compile(
-                video_sample.replace("https://api.apiyi.com", f"http://127.0.0.1:{port}").replace(
-                    "YOUR_API_KEY", key
-                ),
-                "seed-002-video-sample",
-                "exec",
-            ),
-            {},
-        )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        code = video_sample.replace("https://api.apiyi.com", base).replace("YOUR_API_KEY", key)
+        exec(compile(code, "seed-002-video-sample", "exec"), {})
     printed = capsys.readouterr().out
     assert re.search(r"Character ID: char_[0-9a-f]{12}\n", printed), printed
     assert "Profile Picture: http" in printed and "Permalink: http" in printed
