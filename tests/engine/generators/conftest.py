@@ -47,3 +47,33 @@ def person_scene(renderer, astronaut):
 @pytest.fixture(scope="session")
 def object_scene(renderer, present):
     return _scene(renderer, *present)
+
+
+@pytest.fixture()
+def pipeline_calls(monkeypatch):
+    """``watch(module)``: the keyword arguments of the next calls of the pipeline that
+    ``module.load_pipeline`` loads (a fresh load: the process cache is cleared around it)."""
+    from char_pipeline.engine.generators.cache import PIPELINES
+
+    seen: dict = {}
+
+    def watch(module) -> dict:
+        original = module.load_pipeline
+
+        def spying_load(*args):
+            pipeline = original(*args)
+            call = type(pipeline).__call__
+
+            def spy(self, *call_args, **kwargs):
+                seen.update(kwargs)
+                return call(self, *call_args, **kwargs)
+
+            monkeypatch.setattr(type(pipeline), "__call__", spy)
+            return pipeline
+
+        monkeypatch.setattr(module, "load_pipeline", spying_load)
+        PIPELINES.clear()
+        return seen
+
+    yield watch
+    PIPELINES.clear()  # the spied pipeline must not serve later tests

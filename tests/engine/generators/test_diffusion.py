@@ -51,24 +51,9 @@ def test_frames_have_the_count_and_size_and_repeat_for_a_seed(generator, person_
 
 
 def test_the_mesh_frames_are_the_init_video_and_the_joints_the_pose_control(
-    generator, person_scene, monkeypatch
+    generator, person_scene, pipeline_calls
 ):
-    seen = {}
-    original = diffusion_module.load_pipeline
-
-    def spying_load(folders, plan):
-        pipeline = original(folders, plan)
-        call = type(pipeline).__call__
-
-        def spy(self, *args, **kwargs):
-            seen.update(kwargs)
-            return call(self, *args, **kwargs)
-
-        monkeypatch.setattr(type(pipeline), "__call__", spy)
-        return pipeline
-
-    monkeypatch.setattr(diffusion_module, "load_pipeline", spying_load)
-    PIPELINES.clear()
+    seen = pipeline_calls(diffusion_module)
     z = _wave(3)
     _frames(generator, person_scene, z, dataclasses.replace(FAST, strength=0.4))
     prior = mesh_prior(generator.renderer, person_scene, z)
@@ -82,7 +67,6 @@ def test_the_mesh_frames_are_the_init_video_and_the_joints_the_pose_control(
     )
     assert seen["strength"] == 0.4 and seen["controlnet_conditioning_scale"] == 1.0
     assert np.asarray(seen["ip_adapter_image"]).shape[2] == 3  # the reference cut-out
-    PIPELINES.clear()
 
 
 def test_pose_conditioning_changes_the_frames(generator, person_scene, monkeypatch):

@@ -60,25 +60,8 @@ def test_the_pose_video_conditions_the_frames(generator, person_scene, monkeypat
     assert any(not np.array_equal(a, b) for a, b in zip(posed, changed, strict=True))
 
 
-def test_objects_are_steered_by_the_mesh_frames(generator, object_scene, monkeypatch):
-    seen = {}
-    original = transformer_module.load_pipeline
-
-    def spying_load(folder, plan):
-        pipeline = original(folder, plan)
-        call = type(pipeline).__call__
-
-        def spy(self, *args, **kwargs):
-            seen.update(kwargs)
-            return call(self, *args, **kwargs)
-
-        monkeypatch.setattr(type(pipeline), "__call__", spy)
-        return pipeline
-
-    monkeypatch.setattr(transformer_module, "load_pipeline", spying_load)
-    from char_pipeline.engine.generators.cache import PIPELINES
-
-    PIPELINES.clear()
+def test_objects_are_steered_by_the_mesh_frames(generator, object_scene, pipeline_calls):
+    seen = pipeline_calls(transformer_module)
     z = _motion("jump", 5)
     _frames(generator, object_scene, z)
     prior = mesh_prior(generator.renderer, object_scene, z)
@@ -89,7 +72,6 @@ def test_objects_are_steered_by_the_mesh_frames(generator, object_scene, monkeyp
     )
     (reference,) = seen["reference_images"]  # the cut-out of the reference, in context
     assert np.array_equal(np.asarray(reference), prior.reference)
-    PIPELINES.clear()
 
 
 def test_missing_weights_name_the_pull_command(renderer, tmp_path):
