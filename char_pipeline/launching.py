@@ -88,6 +88,7 @@ def batch_run_config_for(jobs: list) -> dict:
                             "cache_ttl": job.request["cache_ttl"],
                             "url_ttl": job.request.get("url_ttl"),
                             "generation": job.request.get("generation"),
+                            "background_key": job.request.get("background_key"),
                         }
                         for job in jobs
                     ],
@@ -115,6 +116,11 @@ def run_config_for(jobs: list) -> dict:
             "frames": {
                 "config": {
                     "resolution": first["resolution"],
+                    **(
+                        {"background": "image", "background_image": first["background_key"]}
+                        if first.get("background_key")
+                        else {}
+                    ),
                     "generation": {
                         job.id: job.request["generation"]
                         for job in jobs
@@ -155,7 +161,8 @@ def tick_group(job) -> str:
     if job.kind != "video":
         return job.id
     request = job.request
-    return f"{TICK_GROUP}:{request['resolution']}:{request['fps']}:{request['format']}:{job.gpu_type}:{job.instance_count}"
+    background = request.get("background_key") or "auto"
+    return f"{TICK_GROUP}:{request['resolution']}:{request['fps']}:{request['format']}:{job.gpu_type}:{job.instance_count}:{background}"
 
 
 @dataclass(frozen=True)

@@ -87,11 +87,21 @@ def render_chunk(
     width, height = parse_resolution(chunk["resolution"], max_pixels=compute_type.max_render_pixels)
     renderer = compute_type.make_renderer()
     scenes, references = {}, {}
-    for reference_id in sorted({task["reference_image_id"] for task in tasks}):
+    for reference_id, background in sorted(
+        {(task["reference_image_id"], task.get("background_key")) for task in tasks},
+        key=lambda pair: (pair[0], pair[1] or ""),
+    ):
         mask_record = store.read_json(catalog.record_key("subject_mask", reference_id))
         identity = store.read_json(catalog.record_key("identity_features", reference_id))
         character = processing.load_character(store, reference_id, mask_record)
-        scenes[reference_id] = processing.prepare_scene(renderer, character, width, height)
+        scenes[reference_id, background] = processing.prepare_scene(
+            renderer,
+            character,
+            width,
+            height,
+            "image" if background else "auto",
+            background_image=processing.load_background(store, background) if background else None,
+        )
         references[reference_id] = processing.load_npy(store, identity["key"])
 
     def render_task(task: dict) -> tuple[dict, dict | None, str | None]:
@@ -119,11 +129,12 @@ def render_chunk(
 
             mode, options = from_spec(task.get("generation"))
             generator = compute_type.make_generator(mode, renderer)
-            layers = generator.generate(scenes[reference_id], z_sequence, options)
+            scene = scenes[reference_id, task.get("background_key")]
+            layers = generator.generate(scene, z_sequence, options)
             with tempfile.TemporaryDirectory() as folder:
                 local = Path(folder) / f"{job_id}.{video_format}"
                 info = processing.render_video_file(
-                    scenes[reference_id],
+                    scene,
                     layers,
                     local,
                     video_format=video_format,

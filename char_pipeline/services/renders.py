@@ -174,7 +174,11 @@ class Renders:
             self.ctx.jobs.cache_put(etag, cached, cache_ttl or DEFAULT_CACHE_TTL)
         return self.present(cached, request.url_ttl)
 
-    def video_plan(self, request: VideoTask, gpu: str) -> tuple[np.ndarray, dict, str]:
+    def video_plan(
+        self, request: VideoTask, gpu: str, *, background_key: str | None = None
+    ) -> tuple[np.ndarray, dict, str]:
+        """Validate and key a video. ``background_key``: an artifact key of a background
+        photograph (the Sora-style door's scene words), part of the ETag."""
         settings = self.ctx.settings
         if request.include_mask:
             raise InvalidInputError(
@@ -204,6 +208,7 @@ class Renders:
                 "model": request.model,
                 "renderer": settings.renderer,
                 **_generation_fields(request, served),
+                **({"background": background_key} if background_key else {}),
             },
         )
         return z_sequence, mask_record, etag
@@ -261,6 +266,7 @@ class Renders:
         key_id: str,
         cache_ttl: int | None,
         group: str | None = None,
+        background_key: str | None = None,
     ) -> dict:
         """A job row for an async video. Its z sequence is stored first, so a sensor never
         sees a job whose input is missing (none is needed when the render is cached)."""
@@ -283,6 +289,8 @@ class Renders:
         }
         if group:
             job_request["group"] = group
+        if background_key:  # its run places the character over this photograph
+            job_request["background_key"] = background_key
         if self.ctx.jobs.cache_get(etag) is None:
             self.store.write_bytes(
                 catalog.job_sequence_key(job_id), processing.npy_bytes(z_sequence)

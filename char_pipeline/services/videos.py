@@ -14,7 +14,9 @@ import time
 from datetime import UTC, datetime
 
 from char_pipeline import jobstate
+from char_pipeline.engine.backgrounds import scene_for, scene_image
 from char_pipeline.engine.errors import ConflictError, InvalidInputError, NotFoundError
+from char_pipeline.engine.images import encode_png
 from char_pipeline.jobstore import Job
 from char_pipeline.jobstore.jobs import JobFilter
 from char_pipeline.services import jobs as job_views
@@ -108,8 +110,12 @@ class Videos:
             callback_url=callback_url,
         )
         self.renders.check_callback(callback_url)
-        z_sequence, _, etag = self.renders.video_plan(task, gpu)
-        spec = self.renders.job_spec(task, z_sequence, etag, gpu, count, key_id, None)
+        scene = scene_for(action)
+        background_key = self._background(scene[0]) if scene else None
+        z_sequence, _, etag = self.renders.video_plan(task, gpu, background_key=background_key)
+        spec = self.renders.job_spec(
+            task, z_sequence, etag, gpu, count, key_id, None, background_key=background_key
+        )
         spec["request"]["video"] = {
             "model": model or "sora-2",
             "prompt": prompt,
@@ -118,9 +124,17 @@ class Videos:
             "characters": [character.id],
             "motion": control["motion"],
             "motion_notice": control.get("notice"),
+            "scene": scene[0] if scene else None,
         }
         (job,) = self.renders.create_jobs([spec], [None])
         return self.view(job)
+
+    def _background(self, scene: str) -> str:
+        """The scene's photograph as an artifact (written once), so any worker can read it."""
+        key = f"backgrounds/{scene.replace(' ', '_')}.png"
+        if not self.ctx.store.exists(key):
+            self.ctx.store.write_bytes(key, encode_png(scene_image(scene)))
+        return key
 
     def _mentioned(self, prompt: str) -> list:
         names = list(dict.fromkeys(MENTION.findall(prompt)))
@@ -173,6 +187,7 @@ class Videos:
             "characters": video["characters"],
             "motion": video.get("motion"),  # extensions: what the text control played, and why
             "motion_notice": video.get("motion_notice"),
+            "scene": video.get("scene"),
             "error": None,
         }
         if job.status == "failed":
