@@ -89,6 +89,7 @@ def batch_run_config_for(jobs: list) -> dict:
                             "url_ttl": job.request.get("url_ttl"),
                             "generation": job.request.get("generation"),
                             "background_key": job.request.get("background_key"),
+                            "cast": job.request.get("cast"),
                         }
                         for job in jobs
                     ],
@@ -188,7 +189,13 @@ def run_spec_for_jobs(jobs: list, attempt: int, run_key: str, batch: bool = Fals
     }
     if len(jobs) == 1:
         tags[JOB_ID_TAG] = first.id
-    if batch or len({job.reference_image_id for job in jobs}) > 1:
+    # A cast (several characters in one frame) is rendered by the batch op, whose steps are
+    # not partitioned by one reference.
+    if (
+        batch
+        or len({job.reference_image_id for job in jobs}) > 1
+        or any(job.request.get("cast") for job in jobs)
+    ):
         # A batch across references: one op run renders them all (assets/batch.py).
         return RunSpec(BATCH_RENDER_JOB, run_key, batch_run_config_for(jobs), tags)
     if first.kind == "nerf":

@@ -28,7 +28,8 @@ import numpy as np
 
 from char_pipeline import catalog
 from char_pipeline.engine.errors import CharPipelineError
-from char_pipeline.engine.render import parse_resolution
+from char_pipeline.engine.generators.base import cast_layers
+from char_pipeline.engine.render import RenderSettings, parse_resolution
 from char_pipeline.resources.compute import COMPUTE_TYPES, ComputeFleet
 from char_pipeline.resources.jobs import GPU_TYPE_TAG, INSTANCE_COUNT_TAG, JobStoreResource
 from char_pipeline.services import processing
@@ -104,6 +105,25 @@ def render_chunk(
         )
         references[reference_id] = processing.load_npy(store, identity["key"])
 
+    def cast_scenes(task: dict) -> list:
+        """One scene per character of a cast, each in its slot of the frame, over the task's
+        background photograph (or a plain one: each reference's own would not match)."""
+        cast, background = task["cast"], task.get("background_key")
+        backdrop = processing.load_background(store, background) if background else None
+        found = []
+        for index, member in enumerate(cast):
+            mask_record = store.read_json(catalog.record_key("subject_mask", member))
+            character = processing.load_character(store, member, mask_record)
+            settings = RenderSettings(
+                width,
+                height,
+                "image" if backdrop is not None else "solid",
+                background_image=backdrop,
+                slot=(index / len(cast), (index + 1) / len(cast)),
+            )
+            found.append(renderer.prepare(character, settings))
+        return found
+
     def render_task(task: dict) -> tuple[dict, dict | None, str | None]:
         job_id, reference_id = task["job_id"], task["reference_image_id"]
         if not jobs.store.start_job(job_id, context.run.run_id):
@@ -130,7 +150,11 @@ def render_chunk(
             mode, options = from_spec(task.get("generation"))
             generator = compute_type.make_generator(mode, renderer)
             scene = scenes[reference_id, task.get("background_key")]
-            layers = generator.generate(scene, z_sequence, options)
+            if task.get("cast"):
+                cast = cast_scenes(task)
+                scene, layers = cast[0], cast_layers(renderer, cast, z_sequence)
+            else:
+                layers = generator.generate(scene, z_sequence, options)
             with tempfile.TemporaryDirectory() as folder:
                 local = Path(folder) / f"{job_id}.{video_format}"
                 info = processing.render_video_file(

@@ -108,6 +108,9 @@ class RenderSettings:
     subject_fill: float = 0.72  # fraction of the frame height the subject's box takes
     background_color: tuple[int, int, int] = SOLID_BACKGROUND  # for "solid"
     background_image: np.ndarray | None = None  # RGB, for "image": scaled to cover the frame
+    # A cast (several characters in one frame): the horizontal span (fractions of the frame
+    # width) this character's whole box is fitted into; the photo's own framing is not used.
+    slot: tuple[float, float] | None = None
 
 
 class PreparedScene(Protocol):
@@ -204,9 +207,18 @@ def _photo_framing(character: Character, settings: RenderSettings, cut: tuple[st
 def _placement(character: Character, settings: RenderSettings, cut: tuple[str, ...]) -> np.ndarray:
     """The similarity (2x3) reference → frame: the photo's own framing for a subject the
     photo cut, else the subject's box centred at ``subject_fill`` of the frame."""
+    x0, y0, x1, y1 = character.bbox
+    if settings.slot is not None:
+        left, right = (fraction * settings.width for fraction in settings.slot)
+        scale = min(
+            settings.subject_fill * settings.height / (y1 - y0),
+            settings.subject_fill * (right - left) / (x1 - x0),
+        )
+        return _similarity(
+            scale, ((x0 + x1) / 2, (y0 + y1) / 2), ((left + right) / 2, settings.height / 2)
+        )
     if cut:
         return _photo_framing(character, settings, cut)
-    x0, y0, x1, y1 = character.bbox
     scale = min(
         settings.subject_fill * settings.height / (y1 - y0),
         settings.subject_fill * settings.width / (x1 - x0),
@@ -247,7 +259,8 @@ class PlacedSubject:
 
 
 def place_subject(character: Character, settings: RenderSettings) -> PlacedSubject:
-    cut = cut_edges(character)
+    # In a cast slot the subject is whole and free: no edge of it stays on the frame's border.
+    cut = cut_edges(character) if settings.slot is None else ()
     placement = _placement(character, settings, cut)
     size = (settings.width, settings.height)
     interpolation = cv2.INTER_AREA if placement[0, 0] < 1 else cv2.INTER_LINEAR

@@ -175,10 +175,16 @@ class Renders:
         return self.present(cached, request.url_ttl)
 
     def video_plan(
-        self, request: VideoTask, gpu: str, *, background_key: str | None = None
+        self,
+        request: VideoTask,
+        gpu: str,
+        *,
+        background_key: str | None = None,
+        cast: list[str] | None = None,
     ) -> tuple[np.ndarray, dict, str]:
         """Validate and key a video. ``background_key``: an artifact key of a background
-        photograph (the Sora-style door's scene words), part of the ETag."""
+        photograph (the Sora-style door's scene words); ``cast``: the references of every
+        character in the frame, the request's first; both part of the ETag."""
         settings = self.ctx.settings
         if request.include_mask:
             raise InvalidInputError(
@@ -209,6 +215,21 @@ class Renders:
                 "renderer": settings.renderer,
                 **_generation_fields(request, served),
                 **({"background": background_key} if background_key else {}),
+                **(
+                    {
+                        "cast": [
+                            [
+                                ref,
+                                self.references.version(
+                                    ref, self.references.require_processed(ref)
+                                ),
+                            ]
+                            for ref in cast
+                        ]
+                    }
+                    if cast
+                    else {}
+                ),
             },
         )
         return z_sequence, mask_record, etag
@@ -267,6 +288,7 @@ class Renders:
         cache_ttl: int | None,
         group: str | None = None,
         background_key: str | None = None,
+        cast: list[str] | None = None,
     ) -> dict:
         """A job row for an async video. Its z sequence is stored first, so a sensor never
         sees a job whose input is missing (none is needed when the render is cached)."""
@@ -291,6 +313,8 @@ class Renders:
             job_request["group"] = group
         if background_key:  # its run places the character over this photograph
             job_request["background_key"] = background_key
+        if cast:  # several characters in the frame: a batch run renders it (assets/batch.py)
+            job_request["cast"] = cast
         if self.ctx.jobs.cache_get(etag) is None:
             self.store.write_bytes(
                 catalog.job_sequence_key(job_id), processing.npy_bytes(z_sequence)

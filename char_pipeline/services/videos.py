@@ -28,6 +28,7 @@ from char_pipeline.services.requests import TextControlIn, VideoTask
 MENTION = re.compile(r"@([A-Za-z0-9_.]+)")
 FPS = 24
 MAX_SECONDS = 20
+MAX_CAST = 4  # characters side by side in one frame
 STATUS_WORDS = {
     "pending": "queued",
     "processing": "in_progress",
@@ -79,15 +80,22 @@ class Videos:
             raise InvalidInputError("prompt is at most 2000 characters.", field="prompt")
         seconds_value, resolution = parse_seconds(seconds), parse_size(size)
         characters = self._mentioned(prompt)
-        if len(characters) > 1:
+        if len(characters) > MAX_CAST:
             names = ", ".join("@" + c.username for c in characters)
             raise InvalidInputError(
-                f"The prompt mentions {len(characters)} characters ({names}); one character per "
-                "video is supported for now.",
+                f"The prompt mentions {len(characters)} characters ({names}); at most "
+                f"{MAX_CAST} fit in one video.",
                 field="prompt",
                 characters=[c.id for c in characters],
             )
-        (character,) = characters
+        generator = self.ctx.settings.videos_generator
+        if len(characters) > 1 and generator != "gan":
+            raise InvalidInputError(
+                f"Several characters in one video are rendered by the mesh renderer only; this "
+                f"deployment renders videos with '{generator}'. Mention one character.",
+                field="prompt",
+            )
+        character = characters[0]  # the first mentioned leads: its kind picks the motion
         action = MENTION.sub(" ", prompt).strip() or "idle"
         control = text_control(
             self.ctx,
@@ -105,23 +113,34 @@ class Videos:
             format="mp4",
             resolution=resolution,
             fps=FPS,
-            model=self.ctx.settings.videos_generator,
+            model=generator,
             prompt=action,
             callback_url=callback_url,
         )
         self.renders.check_callback(callback_url)
         scene = scene_for(action)
         background_key = self._background(scene[0]) if scene else None
-        z_sequence, _, etag = self.renders.video_plan(task, gpu, background_key=background_key)
+        cast = [c.reference_image_id for c in characters] if len(characters) > 1 else None
+        z_sequence, _, etag = self.renders.video_plan(
+            task, gpu, background_key=background_key, cast=cast
+        )
         spec = self.renders.job_spec(
-            task, z_sequence, etag, gpu, count, key_id, None, background_key=background_key
+            task,
+            z_sequence,
+            etag,
+            gpu,
+            count,
+            key_id,
+            None,
+            background_key=background_key,
+            cast=cast,
         )
         spec["request"]["video"] = {
             "model": model or "sora-2",
             "prompt": prompt,
             "size": resolution,
             "seconds": str(seconds_value),
-            "characters": [character.id],
+            "characters": [c.id for c in characters],
             "motion": control["motion"],
             "motion_notice": control.get("notice"),
             "scene": scene[0] if scene else None,

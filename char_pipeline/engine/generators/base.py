@@ -174,3 +174,20 @@ class MeshGenerator:
             if self.renderer.name == "mesh"
             else "none (thin-plate-spline warp of the reference's pixels)",
         }
+
+
+def cast_layers(renderer: Renderer, scenes: list, z_sequence: np.ndarray) -> Iterator[Layers]:
+    """Several characters in one frame (a cast): each scene holds one character in its slot
+    over the same background; every character plays the sequence as its own mesh allows
+    (damped per character), and the frames are composited left to right by coverage."""
+    played = [playable_sequence(renderer, scene, z_sequence) for scene in scenes]
+    for index in range(len(z_sequence)):
+        frame, alpha = renderer.render_layers(scenes[0], played[0][index])
+        out = frame.astype(np.float32)
+        coverage = alpha.astype(np.float32)
+        for scene, sequence in zip(scenes[1:], played[1:], strict=True):
+            member, member_alpha = renderer.render_layers(scene, sequence[index])
+            weight = member_alpha.astype(np.float32)[..., None] / 255.0
+            out = weight * member + (1.0 - weight) * out
+            coverage = np.maximum(coverage, member_alpha)
+        yield np.clip(np.rint(out), 0, 255).astype(np.uint8), coverage.astype(np.uint8), None
