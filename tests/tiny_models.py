@@ -267,6 +267,108 @@ def build_wan_vace(folder: Path) -> None:
     ).save_pretrained(folder)
 
 
+def build_flux(folder: Path) -> None:
+    """A FLUX-shaped pipeline folder (one double- and one single-stream block)."""
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        FluxPipeline,
+        FluxTransformer2DModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    torch.manual_seed(5)
+    FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=AutoencoderKL(  # 8× down, as FLUX's: a 256² image is 16×16 packed tokens
+            sample_size=32,
+            in_channels=3,
+            out_channels=3,
+            block_out_channels=(4, 4, 4, 4),
+            down_block_types=["DownEncoderBlock2D"] * 4,
+            up_block_types=["UpDecoderBlock2D"] * 4,
+            layers_per_block=1,
+            latent_channels=1,
+            norm_num_groups=1,
+            use_quant_conv=False,
+            use_post_quant_conv=False,
+            shift_factor=0.0609,
+            scaling_factor=1.5035,
+        ),
+        text_encoder=CLIPTextModel(
+            CLIPTextConfig(
+                bos_token_id=512,
+                eos_token_id=513,
+                pad_token_id=513,
+                hidden_size=32,
+                intermediate_size=37,
+                num_attention_heads=4,
+                num_hidden_layers=2,
+                vocab_size=520,
+                projection_dim=32,
+                max_position_embeddings=77,
+            )
+        ),
+        tokenizer=_clip_tokenizer(),
+        text_encoder_2=T5EncoderModel(
+            T5Config(
+                vocab_size=64,
+                d_model=32,
+                d_kv=8,
+                d_ff=37,
+                num_layers=2,
+                num_heads=4,
+                relative_attention_num_buckets=8,
+                pad_token_id=0,
+                eos_token_id=1,
+            )
+        ),
+        tokenizer_2=_word_tokenizer(),
+        transformer=FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=4,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=32,
+            pooled_projection_dim=32,
+            axes_dims_rope=[4, 4, 8],
+        ),
+    ).save_pretrained(folder)
+
+
+def build_siglip(folder: Path) -> None:
+    from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(6)
+    SiglipVisionModel(
+        SiglipVisionConfig(
+            hidden_size=16,
+            intermediate_size=24,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        )
+    ).save_pretrained(folder)
+    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+
+
+def build_subject_adapter(folder: Path) -> None:
+    """Random weights of engine/generators/instant_character.SubjectAdapter (its own layout)."""
+    from safetensors.torch import save_file
+
+    from char_pipeline.engine.generators.instant_character import ADAPTER_FILE, _adapter_class
+
+    torch.manual_seed(7)
+    config = {"feature_dim": 16, "inner_dim": 32, "blocks": 1, "tokens": 4, "heads": 2}
+    adapter = _adapter_class()(**config)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file(adapter.state_dict(), str(folder / ADAPTER_FILE))
+
+
 def build_store(root: Path) -> Path:
     """Every generator entry of the registry, tiny, under ``root`` (the model store)."""
     build_sd15(root / "sd15")
@@ -274,5 +376,8 @@ def build_store(root: Path) -> Path:
     build_motion_adapter(root / "animatediff-motion-adapter")
     build_ip_adapter(root / "ip-adapter-sd15")
     build_wan_vace(root / "wan2.1-vace-1.3b")
+    build_flux(root / "flux1-dev")
+    build_siglip(root / "siglip-so400m")
+    build_subject_adapter(root / "instant-character-adapter")
     (root / "TINY_TEST_MODELS.json").write_text(json.dumps({"random": True}))
     return root

@@ -25,7 +25,16 @@ import numpy as np
 
 from char_pipeline.engine import safety
 from char_pipeline.engine.backgrounds import scene_for, scene_image
-from char_pipeline.engine.errors import CharPipelineError, InvalidInputError, NotFoundError
+from char_pipeline.engine.errors import (
+    CharPipelineError,
+    InvalidInputError,
+    NotFoundError,
+    ResourceUnavailableError,
+)
+from char_pipeline.engine.generators.instant_character import ENTRIES as INSTANT_ENTRIES
+from char_pipeline.engine.generators.instant_character import InstantCharacterGenerator
+from char_pipeline.engine.generators.policy import plan_generation
+from char_pipeline.engine.generators.store import ModelStore
 from char_pipeline.engine.images import encode_png, load_reference_image
 from char_pipeline.engine.renderers import get_renderer, playable_sequence
 from char_pipeline.jobstore import Prediction
@@ -40,6 +49,7 @@ from char_pipeline.webhooks import OutboundUrlError, check_outbound_url, parse_a
 
 MODEL_ID = "wavespeed-ai/instant-character"
 SERVED_BY = f"{MODEL_ID} (embedded default: the mesh renderer posed by the prompt; no FLUX weights)"
+FLUX_MODEL = f"{MODEL_ID} (FLUX.1-dev + subject adapter, engine/generators/instant_character.py)"
 _SIZE = re.compile(r"^(\d+)\*(\d+)$")
 _DATA_URI = re.compile(r"^data:image/[a-z0-9.+-]+;base64,(.*)$", re.I | re.S)
 FIELDS = {
@@ -156,14 +166,30 @@ class Predictions:
         request["reference_image_id"] = References(self.ctx).upload(
             image, "instant-character-input"
         )["reference_image_id"]
+        generator, why = self._generator()
+        if generator is None:
+            request["served_note"] = why
         prediction = self.ctx.jobs.create_prediction(
-            self.ctx.account, api_key_id, SERVED_BY, request, webhook
+            self.ctx.account, api_key_id, FLUX_MODEL if generator else SERVED_BY, request, webhook
         )
         if request["enable_sync_mode"]:
             self.run(prediction.id)
         else:
             self.ctx.processor.submit(self.run, prediction.id)
         return self.envelope(self.get(prediction.id))
+
+    def _generator(self):
+        """The FLUX + subject adapter generator when its weights and a GPU (or allowed CPU
+        generation) are here, else (None, why): the embedded default serves, and says so."""
+        store = ModelStore(self.ctx.settings.models_root)
+        missing = [name for name in INSTANT_ENTRIES if not store.installed(name)]
+        if missing:
+            return None, f"not installed: {', '.join(missing)}"
+        try:
+            plan = plan_generation("a100", allow_cpu=self.ctx.settings.allow_cpu_generation)
+        except ResourceUnavailableError as exc:
+            return None, exc.message
+        return InstantCharacterGenerator(store, plan), None
 
     def _image_bytes(self, value: str) -> bytes:
         limit = self.ctx.settings.max_image_bytes
@@ -230,6 +256,8 @@ class Predictions:
         request = prediction.request
         reference_id = request["reference_image_id"]
         mask_record = References(self.ctx).require_processed(reference_id)
+        if prediction.model == FLUX_MODEL:
+            return self._render_flux(prediction, mask_record)
         control = text_control(
             self.ctx,
             TextControlIn(
@@ -254,10 +282,51 @@ class Predictions:
         played = playable_sequence(renderer, scene, z_sequence)
         rng = np.random.default_rng(request["seed"])
         phase = float(rng.random())
-        outputs, flags, checks = [], [], []
+        images = []
         for index in range(request["num_images"]):
             moment = int(((phase + index / request["num_images"]) % 1.0) * len(played))
-            frame, _ = renderer.render_layers(scene, played[moment])
+            images.append(renderer.render_layers(scene, played[moment])[0])
+        return self._store_outputs(
+            prediction,
+            images,
+            {
+                "motion": control["motion"],
+                "motion_notice": control.get("notice"),
+                "scene": scene_word[0] if scene_word else "the reference's own background",
+                "served_note": request.get("served_note"),
+            },
+        )
+
+    def _render_flux(self, prediction: Prediction, mask_record: dict) -> dict:
+        request = prediction.request
+        generator, why = self._generator()
+        if generator is None:
+            raise ResourceUnavailableError(f"The FLUX generator is no longer available: {why}.")
+        character = processing.load_character(
+            self.store, request["reference_image_id"], mask_record
+        )
+        alpha = character.soft_mask[..., None].astype(np.float32) / 255.0
+        over_white = character.rgb.astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        x0, y0, x1, y1 = character.bbox
+        cutout = np.clip(over_white[y0:y1, x0:x1], 0, 255).astype(np.uint8)
+        images = generator.generate(
+            cutout,
+            request["prompt"],
+            width=request["width"],
+            height=request["height"],
+            seed=request["seed"],
+            num_images=request["num_images"],
+            steps=request["num_inference_steps"],
+            guidance_scale=request["guidance_scale"],
+            negative_prompt=request["negative_prompt"],
+        )
+        return self._store_outputs(prediction, images, {"backend": generator.report()})
+
+    def _store_outputs(self, prediction: Prediction, images: list, extra: dict) -> dict:
+        """Each image through the safety checker (blurred when flagged), then stored."""
+        request = prediction.request
+        outputs, flags, checks = [], [], []
+        for index, frame in enumerate(images):
             flagged = False
             if request["enable_safety_checker"]:
                 check = safety.check_image(
@@ -276,11 +345,9 @@ class Predictions:
         return {
             "output_keys": outputs,
             "has_nsfw_contents": flags,
-            "reference_image_id": reference_id,
-            "motion": control["motion"],
-            "motion_notice": control.get("notice"),
-            "scene": scene_word[0] if scene_word else "the reference's own background",
+            "reference_image_id": request["reference_image_id"],
             "safety": checks,
+            **extra,
         }
 
     def get(self, prediction_id: str) -> Prediction:

@@ -255,3 +255,33 @@ def test_the_seeds_curl_samples_run_against_the_served_api(api, auth, image_path
             time.sleep(0.3)
     assert got["data"]["status"] == "completed", got
     assert got["data"]["id"] == request_id and len(got["data"]["outputs"]) == 1
+
+
+def test_with_flux_weights_the_subject_adapter_generator_serves(tmp_path, auth, image_paths):
+    """A deployment whose model store has FLUX, SigLIP and the subject adapter (tiny random
+    ones here) and may generate on the CPU: predictions run the FLUX path and say so."""
+    from tests.tiny_models import build_flux, build_siglip, build_subject_adapter
+
+    models = tmp_path / "models"
+    build_flux(models / "flux1-dev")
+    build_siglip(models / "siglip-so400m")
+    build_subject_adapter(models / "instant-character-adapter")
+    with api_client(tmp_path / "home", models_dir=models, allow_cpu_generation=True) as client:
+        _, key = client.state.jobs.create_key("flux", ["generate:write"], account="acct_flux")
+        headers = {"Authorization": f"Bearer {key}"}
+        body = {
+            "prompt": "the box on a beach",
+            "image": data_uri(image_paths["present"]),
+            "size": "256*256",
+            "num_images": 2,
+            "num_inference_steps": 2,
+            "seed": 5,
+            "enable_sync_mode": True,
+        }
+        data = client.post(ENDPOINT, headers=headers, json=body).json()["data"]
+        assert data["status"] == "completed", data["error"]
+        assert "FLUX" in data["model"] and len(data["outputs"]) == 2
+        first = _image(client, data["outputs"][0])
+        assert first.shape[:2] == (256, 256)
+        again = client.post(ENDPOINT, headers=headers, json=body).json()["data"]
+        assert np.array_equal(_image(client, again["outputs"][0]), first)

@@ -121,6 +121,43 @@ REGISTRY: dict[str, ModelEntry] = {
             licence="Apache-2.0",
         ),
         ModelEntry(
+            name="flux1-dev",
+            used_by="instant-character",
+            role="FLUX.1 [dev]: the diffusion transformer of the predictions door",
+            loader="diffusers.FluxPipeline.from_pretrained",
+            repo_id="black-forest-labs/FLUX.1-dev",
+            revision="main",
+            files=("*.json", "*.txt", "*.model", "*.safetensors"),
+            required=("model_index.json", "transformer/config.json"),
+            approx_size_gb=33.0,
+            licence="FLUX.1 [dev] Non-Commercial License",
+        ),
+        ModelEntry(
+            name="siglip-so400m",
+            used_by="instant-character",
+            role="SigLIP so400m vision encoder: the character image's features",
+            loader="transformers.SiglipVisionModel.from_pretrained",
+            repo_id="google/siglip-so400m-patch14-384",
+            revision="main",
+            files=("*.json", "*.safetensors", "*.model"),
+            required=("config.json", "preprocessor_config.json"),
+            approx_size_gb=3.5,
+            licence="Apache-2.0",
+        ),
+        ModelEntry(
+            name="instant-character-adapter",
+            used_by="instant-character",
+            role="the subject adapter of engine/generators/instant_character.py (projector + "
+            "per-block cross-attention); weights come from training it: none are published",
+            loader="instant_character.SubjectAdapter (safetensors + config.json)",
+            repo_id="local/instant-character-adapter",
+            revision="-",
+            files=("config.json", "subject_adapter.safetensors"),
+            required=("config.json", "subject_adapter.safetensors"),
+            approx_size_gb=0.5,
+            licence="yours (trained locally)",
+        ),
+        ModelEntry(
             name="dinov2-small",
             used_by="vit",
             role="identity features for model 'vit' (CLS embedding)",
@@ -155,6 +192,7 @@ MODE_ENTRIES: dict[str, tuple[str, ...]] = {
         "ip-adapter-sd15",
     ),
     "transformer": ("wan2.1-vace-1.3b",),
+    "instant-character": ("flux1-dev", "siglip-so400m", "instant-character-adapter"),
 }
 FEATURE_ENTRIES = {"vit": "dinov2-small", "clip": "clip-vit-base-patch32"}
 
@@ -246,6 +284,13 @@ class ModelStore:
         manifest. Offline (HF_HUB_OFFLINE, or no route to the hub) → a clear error."""
         model = entry(name)
         folder = self.path(name)
+        if model.repo_id.startswith("local/"):
+            raise ModelNotInstalledError(
+                f"'{name}' has no public source ({model.role}). Put its folder at {folder} "
+                f"(files: {', '.join(model.files)}), then run `char-pipeline models verify "
+                f"{name} --record`.",
+                model=name,
+            )
         if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
             raise ModelNotInstalledError(_offline_advice(model, folder, "HF_HUB_OFFLINE is set"))
         from huggingface_hub import snapshot_download
