@@ -401,3 +401,21 @@ def test_two_mentioned_characters_share_the_frame(api, auth, clip_server, box_ch
     orange = lambda part: (part[..., 0] - part[..., 2]).max()  # noqa: E731  the cat is orange
     assert blue(left) > 80 and orange(right) > 60
     assert blue(right) < blue(left) and orange(left) < orange(right)
+
+
+def test_a_character_from_a_video_this_service_rendered(api, auth, clip_server, box_character, tmp_path):  # fmt: skip
+    """The seed's announced video_id form: a completed video of the account is the clip."""
+    video = api.post("/v1/videos", headers=auth, json={"prompt": "@box_star jumping", "size": "128x128", "seconds": "2"}).json()  # fmt: skip
+    early = _create(api, auth, video_id=video["id"], timestamps="0,1")
+    assert (
+        assert_envelope(early, 422, "UnprocessableEntity")["details"]["rule"] == "video completed"
+    )
+    _run_jobs(api, tmp_path, [video["id"]])
+    made = _create(api, auth, video_id=video["id"], timestamps="0.5,1.5", username="rerun_box")
+    assert made.status_code == 200, made.text
+    source = api.get("/sora/v1/characters/rerun_box", headers=auth).json()["source"]
+    assert source["video_id"] == video["id"] and source["video"]["duration_s"] == pytest.approx(2, abs=0.1)  # fmt: skip
+    _, other_key = api.state.jobs.create_key("peer", ["reference:read"], account="acct_peer")
+    other = {"Authorization": f"Bearer {other_key}"}
+    theirs = _create(api, other, video_id=video["id"], timestamps="0,1")
+    assert_envelope(theirs, 404, "NotFound")
