@@ -49,6 +49,43 @@ def _word_tokenizer():
     )
 
 
+def _clip_text_encoder(hidden: int, **extra):
+    """A tiny CLIP text tower over the byte vocabulary of ``_clip_tokenizer``."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=512,
+            eos_token_id=513,
+            pad_token_id=513,
+            hidden_size=hidden,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=520,
+            max_position_embeddings=77,
+            **extra,
+        )
+    )
+
+
+def _t5_encoder(model_class, config_class):
+    """A tiny T5-family encoder (T5 for FLUX, UMT5 for Wan) over ``_word_tokenizer``."""
+    return model_class(
+        config_class(
+            vocab_size=64,
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            pad_token_id=0,
+            eos_token_id=1,
+        )
+    )
+
+
 def build_sd15(folder: Path) -> None:
     """A Stable-Diffusion-1.5-shaped base (unet, vae, text encoder, tokenizer, scheduler)."""
     from diffusers import (
@@ -57,7 +94,6 @@ def build_sd15(folder: Path) -> None:
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -80,19 +116,7 @@ def build_sd15(folder: Path) -> None:
         latent_channels=4,
         norm_num_groups=2,
     )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=512,
-            eos_token_id=513,
-            pad_token_id=513,
-            hidden_size=CROSS_ATTENTION,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            vocab_size=520,
-            max_position_embeddings=77,
-        )
-    )
+    text_encoder = _clip_text_encoder(CROSS_ATTENTION)
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -245,19 +269,7 @@ def build_wan_vace(folder: Path) -> None:
     )
     # Random control projections are tiny next to the main path; a test must see them act.
     _unzero(transformer, ("vace_blocks.0.proj_out", "vace_blocks.1.proj_out"))
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=64,
-            d_model=32,
-            d_kv=8,
-            d_ff=37,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            pad_token_id=0,
-            eos_token_id=1,
-        )
-    )
+    text_encoder = _t5_encoder(UMT5EncoderModel, UMT5Config)
     WanVACEPipeline(
         tokenizer=_word_tokenizer(),
         text_encoder=text_encoder,
@@ -275,7 +287,7 @@ def build_flux(folder: Path) -> None:
         FluxPipeline,
         FluxTransformer2DModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(5)
     FluxPipeline(
@@ -295,34 +307,9 @@ def build_flux(folder: Path) -> None:
             shift_factor=0.0609,
             scaling_factor=1.5035,
         ),
-        text_encoder=CLIPTextModel(
-            CLIPTextConfig(
-                bos_token_id=512,
-                eos_token_id=513,
-                pad_token_id=513,
-                hidden_size=32,
-                intermediate_size=37,
-                num_attention_heads=4,
-                num_hidden_layers=2,
-                vocab_size=520,
-                projection_dim=32,
-                max_position_embeddings=77,
-            )
-        ),
+        text_encoder=_clip_text_encoder(32, projection_dim=32),
         tokenizer=_clip_tokenizer(),
-        text_encoder_2=T5EncoderModel(
-            T5Config(
-                vocab_size=64,
-                d_model=32,
-                d_kv=8,
-                d_ff=37,
-                num_layers=2,
-                num_heads=4,
-                relative_attention_num_buckets=8,
-                pad_token_id=0,
-                eos_token_id=1,
-            )
-        ),
+        text_encoder_2=_t5_encoder(T5EncoderModel, T5Config),
         tokenizer_2=_word_tokenizer(),
         transformer=FluxTransformer2DModel(
             patch_size=1,
