@@ -85,21 +85,25 @@ def check_outbound_url(url: str, allow: list[str]) -> None:
     except ValueError as exc:
         raise OutboundUrlError(f"{url!r} is not a valid URL.", url=url) from exc
     if parts.scheme not in ("https", "http") or not host:
-        raise OutboundUrlError("Callback URLs must be absolute https:// URLs.", url=url)
+        raise OutboundUrlError(
+            "URLs this service calls (callbacks, fetched media) must be absolute https:// URLs.",
+            url=url,
+        )
     if parts.username or parts.password:
-        raise OutboundUrlError("Callback URLs must not carry credentials.", url=url)
+        raise OutboundUrlError("URLs this service calls must not carry credentials.", url=url)
     addresses = resolve(host)
     allowed = _allowed(host, addresses, allow)
     if parts.scheme != "https" and not allowed:
         raise OutboundUrlError(
-            "Callback URLs must use https (plain http only for hosts in CHAR_OUTBOUND_ALLOW).",
+            "URLs this service calls must use https (plain http only for hosts in "
+            "CHAR_OUTBOUND_ALLOW).",
             url=url,
         )
     if allowed:
         return
     if host in METADATA_HOSTS or not all(_public(a) for a in addresses):
         raise OutboundUrlError(
-            f"Callback host {host!r} resolves to a private, loopback, link-local or metadata address "
+            f"Host {host!r} resolves to a private, loopback, link-local or metadata address "
             f"({', '.join(addresses)}); such hosts are refused unless CHAR_OUTBOUND_ALLOW permits them.",
             url=url,
             addresses=", ".join(addresses),

@@ -283,8 +283,9 @@ def fetch_outbound(
         try:
             check_outbound_url(current, allow)
         except OutboundUrlError as exc:
+            where = current if current == url else f"{url} redirected to {current}"
             raise InvalidInputError(
-                exc.message, field="url", rule="outbound", **exc.details
+                f"{where}: {exc.message}", field="url", rule="outbound", **exc.details
             ) from exc
         try:
             with httpx.stream(

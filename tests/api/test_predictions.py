@@ -85,9 +85,14 @@ def test_sync_mode_answers_the_images_in_the_seeds_envelope(api, auth, image_pat
 
 def test_async_mode_and_a_random_seed(api, auth, image_paths):
     body = {"prompt": "a cat waving", "image": data_uri(image_paths["chelsea"]), "size": "256*256"}
-    created = api.post(ENDPOINT, headers=auth, json=body).json()["data"]
+    response = api.post(ENDPOINT, headers=auth, json=body)
+    created = response.json()["data"]
     assert created["status"] in ("created", "processing") and created["outputs"] == []
+    seed = int(response.headers["X-Seed"])  # the random seed drawn for -1 (absent)
+    assert 0 <= seed <= 2_147_483_647
     done = wait_done(api, auth, created["id"])
+    again = api.get(f"/api/v3/predictions/{created['id']}", headers=auth)
+    assert again.headers["X-Seed"] == str(seed)
     assert done["status"] == "completed" and len(done["outputs"]) == 1, done["error"]
 
 

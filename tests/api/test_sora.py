@@ -4,6 +4,8 @@ videos of @mentioned characters through Dagster runs."""
 
 from __future__ import annotations
 
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -419,3 +421,51 @@ def test_a_character_from_a_video_this_service_rendered(api, auth, clip_server, 
     other = {"Authorization": f"Bearer {other_key}"}
     theirs = _create(api, other, video_id=video["id"], timestamps="0,1")
     assert_envelope(theirs, 404, "NotFound")
+
+
+def test_a_redirect_to_a_private_address_is_refused(api, auth):
+    """Every redirect hop passes the outbound rules: loopback is allowed here, 10.0.0.0/8 not."""
+    import http.server
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", "http://10.20.30.40/clip.mp4")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        error = assert_envelope(_create(api, auth, url=url, timestamps="0,1"), 422, "UnprocessableEntity")  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert error["details"]["rule"] == "outbound" and "10.20.30.40" in error["message"]
+
+
+def test_a_videos_callback_is_signed_and_delivered(api, box_character, tmp_path):
+    """callback_url on /v1/videos: the job's completion webhook, as for /v1/generate/video."""
+    from char_pipeline.webhooks import WebhookSender, parse_allowlist
+    from tests.receiver import Receiver
+
+    key, plaintext = api.state.jobs.create_key("hooked", ["generate:write"], account="tests")
+    auth = {"Authorization": f"Bearer {plaintext}"}
+    with Receiver([key.webhook_secret]) as receiver:
+        body = {"prompt": "@box_star waving", "size": "64x64", "seconds": "1", "callback_url": receiver.url}  # fmt: skip
+        video = api.post("/v1/videos", headers=auth, json=body).json()
+        _run_jobs(api, tmp_path, [video["id"]])
+        sender = WebhookSender(api.state.jobs, allow=parse_allowlist("127.0.0.1"), schedule=(0,))
+        for _ in range(20):  # bounded: each round sends what is due
+            sender.deliver_due()
+            if receiver.requests:
+                break
+            time.sleep(0.05)
+        sender.close()
+    (delivery,) = receiver.requests
+    assert delivery["verified"] and delivery["body"]["job_id"] == video["id"]
+    assert delivery["body"]["status"] == "completed"

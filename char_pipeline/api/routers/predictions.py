@@ -23,6 +23,13 @@ ACCOUNT = Depends(account_state("generate:write"))
 WAVESPEED_ERRORS = {"x-error-schema": "WaveSpeedError"}  # api/openapi.py documents it
 
 
+def _answer(state: AppState, envelope: dict) -> JSONResponse:
+    """The envelope as the seed shapes it; the seed used (random for −1) rides in X-Seed, as
+    the envelope has no field for it."""
+    prediction = state.jobs.get_prediction(envelope["data"]["id"])
+    return JSONResponse(envelope, headers={"X-Seed": str(prediction.request["seed"])})
+
+
 def _error(exc: CharPipelineError) -> JSONResponse:
     status = 400 if exc.http_status == 422 else exc.http_status
     return JSONResponse({"code": status, "message": exc.message, "data": None}, status_code=status)
@@ -54,7 +61,7 @@ async def submit(
         )
     except CharPipelineError as exc:
         return _error(exc)
-    return JSONResponse(answer)
+    return _answer(state, answer)
 
 
 @router.get(
@@ -66,7 +73,7 @@ async def submit(
 def result(prediction_id: str, state: AppState = ACCOUNT) -> JSONResponse:
     predictions = Predictions(state)
     try:
-        return JSONResponse(predictions.envelope(predictions.get(prediction_id)))
+        return _answer(state, predictions.envelope(predictions.get(prediction_id)))
     except CharPipelineError as exc:
         return _error(exc)
 
