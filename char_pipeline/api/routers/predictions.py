@@ -27,7 +27,8 @@ def _answer(state: AppState, envelope: dict) -> JSONResponse:
     """The envelope as the seed shapes it; the seed used (random for −1) rides in X-Seed, as
     the envelope has no field for it."""
     prediction = state.jobs.get_prediction(envelope["data"]["id"])
-    return JSONResponse(envelope, headers={"X-Seed": str(prediction.request["seed"])})
+    seed = prediction.request.get("seed") if prediction else None
+    return JSONResponse(envelope, headers={"X-Seed": str(seed)} if seed is not None else None)
 
 
 def _error(exc: CharPipelineError) -> JSONResponse:
