@@ -66,3 +66,19 @@ def _verifies(secret: str, body: bytes, headers: dict) -> bool:
         return True
     except WebhookVerificationError:
         return False
+
+
+def deliver_to(receiver: Receiver, jobs, rounds: int = 20) -> None:
+    """Send the outbox's due callbacks (loopback allowed) until ``receiver`` has one: at most
+    ``rounds`` rounds, 50 ms apart."""
+    from char_pipeline.webhooks import WebhookSender, parse_allowlist
+
+    sender = WebhookSender(jobs, allow=parse_allowlist("127.0.0.1"), schedule=(0,))
+    try:
+        for _ in range(rounds):
+            sender.deliver_due()
+            if receiver.requests:
+                return
+            time.sleep(0.05)
+    finally:
+        sender.close()

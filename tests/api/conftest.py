@@ -141,3 +141,33 @@ def assert_envelope(response, status: int, code: str) -> dict:
     assert body["error"]["code"] == code
     assert "Traceback" not in response.text
     return body["error"]
+
+
+def run_jobs(api, tmp_path, job_ids: list[str]) -> list:
+    """The job sensor's run requests that render any of ``job_ids``, executed as Dagster runs
+    in process (each must succeed); returns those requests."""
+    import dagster as dg
+
+    from char_pipeline.definitions import build_definitions
+    from char_pipeline.sensors.jobs import job_submission_sensor
+
+    defs = build_definitions(api.state.settings)
+    executed = []
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = job_submission_sensor(
+            dg.build_sensor_context(instance=instance, resources={"jobs": defs.resources["jobs"]})
+        )
+        for request in result.run_requests:
+            if not set(request.tags["char/job_ids"].split(",")) & set(job_ids):
+                continue
+            if request.partition_key:  # batch runs are not partitioned
+                instance.add_dynamic_partitions("reference_image_id", [request.partition_key])
+            run = defs.resolve_job_def(request.job_name).execute_in_process(
+                run_config=request.run_config,
+                instance=instance,
+                partition_key=request.partition_key,
+                tags=request.tags,
+            )
+            assert run.success
+            executed.append(request)
+    return executed

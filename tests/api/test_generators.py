@@ -16,7 +16,7 @@ from char_pipeline.api.app import create_app
 from char_pipeline.engine.encode import probe_video
 from char_pipeline.engine.images import decode_png
 from char_pipeline.settings import Settings
-from tests.api.conftest import api_client, assert_envelope, upload, wait_processed
+from tests.api.conftest import api_client, assert_envelope, run_jobs, upload, wait_processed
 from tests.api.test_generate import _download, _latent
 from tests.tiny_models import build_store
 
@@ -169,9 +169,6 @@ def test_a_batch_across_references_renders_each_task_in_its_mode(
     api, auth, astronaut_id, image_paths, tmp_path
 ):
     """One batch_render_job run; each task carries its own served mode and options."""
-    from char_pipeline.definitions import build_definitions
-    from char_pipeline.sensors.jobs import job_submission_sensor
-
     present_id = upload(api, auth, image_paths["present"])
     assert wait_processed(api, auth, present_id)["status"] == "processed"
 
@@ -192,17 +189,8 @@ def test_a_batch_across_references_renders_each_task_in_its_mode(
     answer = api.post("/v1/batch/video", headers=auth, json=body)
     assert answer.status_code == 202, answer.text
     job_ids = [t["job_id"] for t in answer.json()["tasks"]]
-    defs = build_definitions(api.state.settings)
-    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        result = job_submission_sensor(
-            dg.build_sensor_context(instance=instance, resources={"jobs": defs.resources["jobs"]})
-        )
-        (request,) = [r for r in result.run_requests if job_ids[0] in r.tags["char/job_ids"]]
-        assert request.job_name == "batch_render_job"
-        run = defs.resolve_job_def("batch_render_job").execute_in_process(
-            run_config=request.run_config, instance=instance, tags=request.tags
-        )
-        assert run.success
+    (request,) = run_jobs(api, tmp_path, job_ids)
+    assert request.job_name == "batch_render_job"
     views = [api.get(f"/v1/jobs/{job_id}", headers=auth).json() for job_id in job_ids]
     assert [v["status"] for v in views] == ["completed", "completed"], views
     assert "Wan 2.1 VACE" in views[0]["result"]["backend"]["generator"]["backend"]

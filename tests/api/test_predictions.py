@@ -175,8 +175,7 @@ def test_predictions_are_private_and_unknown_ones_404(api, auth, image_paths):
 def test_a_webhook_gets_the_signed_result(api, image_paths):
     """?webhook= (WaveSpeed's way): the finished envelope joins the webhook outbox, delivered
     and signed (Standard Webhooks, the key's secret) like every callback."""
-    from char_pipeline.webhooks import WebhookSender, parse_allowlist
-    from tests.receiver import Receiver
+    from tests.receiver import Receiver, deliver_to
 
     key, plaintext = api.state.jobs.create_key("hooks", ["generate:write"], account="acct_hooks")
     auth = {"Authorization": f"Bearer {plaintext}"}
@@ -189,13 +188,7 @@ def test_a_webhook_gets_the_signed_result(api, image_paths):
         }
         response = api.post(f"{ENDPOINT}?webhook={receiver.url}", headers=auth, json=body)
         assert response.status_code == 200, response.text
-        sender = WebhookSender(api.state.jobs, allow=parse_allowlist("127.0.0.1"), schedule=(0,))
-        for _ in range(20):  # bounded: each round sends what is due
-            sender.deliver_due()
-            if receiver.requests:
-                break
-            time.sleep(0.05)
-        sender.close()
+        deliver_to(receiver, api.state.jobs)
     (delivery,) = receiver.requests
     payload = delivery["body"]
     assert delivery["verified"] and payload["code"] == 200

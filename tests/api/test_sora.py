@@ -5,7 +5,6 @@ videos of @mentioned characters through Dagster runs."""
 from __future__ import annotations
 
 import threading
-import time
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +18,7 @@ from char_pipeline.engine.images import load_reference_image
 from tests.api.conftest import (
     api_client,
     assert_envelope,
+    run_jobs,
     served,
     static_files,
     wait_processed,
@@ -259,32 +259,6 @@ def test_the_seeds_python_sample_runs_against_the_served_api(api, auth, clip_ser
     assert (video["size"], video["seconds"], video["status"]) == ("1280x720", "10", "queued")
 
 
-def _run_jobs(api, tmp_path, job_ids):
-    """The job sensor's run requests for ``job_ids``, executed as Dagster runs in process."""
-    import dagster as dg
-
-    from char_pipeline.definitions import build_definitions
-    from char_pipeline.sensors.jobs import job_submission_sensor
-
-    defs = build_definitions(api.state.settings)
-    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        result = job_submission_sensor(
-            dg.build_sensor_context(instance=instance, resources={"jobs": defs.resources["jobs"]})
-        )
-        for request in result.run_requests:
-            if not set(request.tags["char/job_ids"].split(",")) & set(job_ids):
-                continue
-            if request.partition_key:  # batch runs (a cast) are not partitioned
-                instance.add_dynamic_partitions("reference_image_id", [request.partition_key])
-            run = defs.resolve_job_def(request.job_name).execute_in_process(
-                run_config=request.run_config,
-                instance=instance,
-                partition_key=request.partition_key,
-                tags=request.tags,
-            )
-            assert run.success
-
-
 @pytest.fixture(scope="module")
 def box_character(api, auth, clip_server):
     response = _create(
@@ -305,7 +279,7 @@ def test_a_video_of_a_mentioned_character(api, auth, box_character, tmp_path):
     assert (video["model"], video["size"], video["seconds"]) == ("sora-2", "96x64", "1")
     assert video["characters"] == [box_character["id"]] and video["completed_at"] is None
     assert_envelope(api.get(f"/v1/videos/{video['id']}/content", headers=auth), 409, "Conflict")
-    _run_jobs(api, tmp_path, [video["id"]])
+    run_jobs(api, tmp_path, [video["id"]])
     done = api.get(f"/v1/videos/{video['id']}", headers=auth).json()
     assert done["status"] == "completed" and done["progress"] == 100, done
     assert done["completed_at"] >= done["created_at"]
@@ -392,7 +366,7 @@ def test_two_mentioned_characters_share_the_frame(api, auth, clip_server, box_ch
     body = {"prompt": f"@box_star and @{name} bouncing in space", "size": "192x96", "seconds": "1"}
     video = api.post("/v1/videos", headers=auth, json=body).json()
     assert len(video["characters"]) == 2 and video["scene"] == "deep space", video
-    _run_jobs(api, tmp_path, [video["id"]])
+    run_jobs(api, tmp_path, [video["id"]])
     done = api.get(f"/v1/videos/{video['id']}", headers=auth).json()
     assert done["status"] == "completed", done
     path = tmp_path / "cast.mp4"
@@ -412,7 +386,7 @@ def test_a_character_from_a_video_this_service_rendered(api, auth, clip_server, 
     assert (
         assert_envelope(early, 422, "UnprocessableEntity")["details"]["rule"] == "video completed"
     )
-    _run_jobs(api, tmp_path, [video["id"]])
+    run_jobs(api, tmp_path, [video["id"]])
     made = _create(api, auth, video_id=video["id"], timestamps="0.5,1.5", username="rerun_box")
     assert made.status_code == 200, made.text
     source = api.get("/sora/v1/characters/rerun_box", headers=auth).json()["source"]
@@ -450,22 +424,15 @@ def test_a_redirect_to_a_private_address_is_refused(api, auth):
 
 def test_a_videos_callback_is_signed_and_delivered(api, box_character, tmp_path):
     """callback_url on /v1/videos: the job's completion webhook, as for /v1/generate/video."""
-    from char_pipeline.webhooks import WebhookSender, parse_allowlist
-    from tests.receiver import Receiver
+    from tests.receiver import Receiver, deliver_to
 
     key, plaintext = api.state.jobs.create_key("hooked", ["generate:write"], account="tests")
     auth = {"Authorization": f"Bearer {plaintext}"}
     with Receiver([key.webhook_secret]) as receiver:
         body = {"prompt": "@box_star waving", "size": "64x64", "seconds": "1", "callback_url": receiver.url}  # fmt: skip
         video = api.post("/v1/videos", headers=auth, json=body).json()
-        _run_jobs(api, tmp_path, [video["id"]])
-        sender = WebhookSender(api.state.jobs, allow=parse_allowlist("127.0.0.1"), schedule=(0,))
-        for _ in range(20):  # bounded: each round sends what is due
-            sender.deliver_due()
-            if receiver.requests:
-                break
-            time.sleep(0.05)
-        sender.close()
+        run_jobs(api, tmp_path, [video["id"]])
+        deliver_to(receiver, api.state.jobs)
     (delivery,) = receiver.requests
     assert delivery["verified"] and delivery["body"]["job_id"] == video["id"]
     assert delivery["body"]["status"] == "completed"
