@@ -3,8 +3,10 @@
 One photo does not determine a 3D shape, so the geometry here is a *shape prior*, said
 plainly: the subject's silhouette is inflated into a closed body (Teddy-style height
 field from the distance transform, with a symmetric back). The front is the reference
-projected onto that body; the back and sides carry the same colours softened (a
-propagated, mirrored appearance), so no view is ever empty.
+projected onto that body; the unseen back carries the colours of the silhouette's inner
+ring (hair, fur, a garment's edge) pushed inward and smoothed, so it has no features to
+mirror (a back of the head, not a blurred face); front and back are blended by how far
+the surface turns away from the reference camera, so an orbit changes gradually.
 
 The result is stored as a dense voxel radiance field (occupancy → density, and RGB) and
 rendered by emission–absorption along camera rays: a coarse pass over 8³-voxel blocks
@@ -44,6 +46,9 @@ RAY_CHUNK = 32_768  # rays marched together (bounds the coarse pass's memory)
 MAX_WINDOWS = 8  # windows per ray (a ray that grazes one limb goes on to the next)
 THICKNESS = 0.8  # depth of the inflated body relative to a round cross-section
 OPACITY_PER_VOXEL = 0.98  # a fully occupied voxel stops this much light
+BACK_RING = 0.05  # width of the outline's inner ring the back's colours come from (view heights)
+BACK_SMOOTH = 0.04  # Gaussian σ over the back's colours (view heights): no features survive
+FRONT_BLEND = 0.5  # |cos| of the surface's turn from the reference camera where the blend ends
 MIN_FOV, MAX_FOV = 1.0, 150.0
 FORMAT_VERSION = 1
 DEFAULT_BACKGROUND = (236, 236, 232)
@@ -586,6 +591,52 @@ def _extend_colours(rgb: np.ndarray, weight: np.ndarray, sigma: float) -> np.nda
     return np.where(solid, rgb, filled)
 
 
+def _fill_from(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``rgb`` where ``weight`` is 1, elsewhere the weighted colours pushed in from coarser
+    pyramid levels (push–pull): a smooth fill of any size with no seams between scales."""
+    levels = [(rgb.astype(np.float32) * weight[..., None], weight.astype(np.float32))]
+    while min(levels[-1][1].shape) > 2:
+        colour, known = levels[-1]
+        levels.append((cv2.pyrDown(colour), cv2.pyrDown(known)))
+    colour, known = levels[-1]
+    filled = np.broadcast_to(
+        colour.sum(axis=(0, 1)) / max(float(known.sum()), 1e-6), colour.shape
+    ).astype(np.float32)
+    for colour, known in reversed(levels[:-1]):
+        coarse = cv2.pyrUp(filled, dstsize=(known.shape[1], known.shape[0]))
+        own = colour / np.maximum(known, 1e-6)[..., None]
+        trust = np.clip(2.0 * known, 0.0, 1.0)[..., None]
+        filled = own * trust + coarse * (1.0 - trust)
+    return filled
+
+
+def _back_colours(front: np.ndarray, binary: np.ndarray, rows: int) -> np.ndarray:
+    """The unseen back in reference-view pixels: the colours of the silhouette's inner ring
+    (a head's hair, a cat's fur, a garment's edge) pushed inward and smoothed. Only the ring
+    feeds it, so the face inside the outline is never copied (mirrored) onto the back."""
+    distance = cv2.distanceTransform(binary.astype(np.uint8), cv2.DIST_L2, 5)
+    ring = ((distance > 0) & (distance <= max(2.0, BACK_RING * rows))).astype(np.float32)
+    return cv2.GaussianBlur(_fill_from(front, ring), (0, 0), BACK_SMOOTH * rows)
+
+
+def _facing(height_field: np.ndarray, binary: np.ndarray, world_per_pixel: float) -> np.ndarray:
+    """|cos| of the angle between the inflated surface's normal and the reference axis, per
+    reference-view pixel (1 facing the camera, 0 at the outline, where the body turns away)."""
+    smooth = cv2.GaussianBlur(height_field.astype(np.float32), (0, 0), 1.0)
+    slope_x = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) / (8 * world_per_pixel)
+    slope_y = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / (8 * world_per_pixel)
+    facing = 1.0 / np.sqrt(1.0 + slope_x**2 + slope_y**2)
+    return np.where(binary, facing, 0.0).astype(np.float32)
+
+
+def _front_share(turn: np.ndarray) -> np.ndarray:
+    """How much of the reference a surface point shows, from its signed facing (+1 towards
+    the reference camera, −1 away): all of it up to 60°, half side-on, none from 120°,
+    smoothstep between — so an orbit passes from front to back without a seam."""
+    share = np.clip(0.5 + turn / (2 * FRONT_BLEND), 0.0, 1.0)
+    return share * share * (3.0 - 2.0 * share)
+
+
 def inflate(mask: np.ndarray) -> np.ndarray:
     """Half-thickness (pixels) of the inflated body at each pixel of a binary silhouette.
 
@@ -634,8 +685,8 @@ def build_radiance_field(
 
     sigma = max(1.0, 0.01 * rows)
     front = _extend_colours(view_rgb, weight, sigma)
-    # The unseen back: the same colours, softened — a propagated appearance, not a guess at detail.
-    back = cv2.GaussianBlur(front, (0, 0), 0.05 * rows)
+    back = _back_colours(front, binary, rows)
+    facing = _facing(height_field, binary, world_per_pixel)
     occupancy = np.zeros((nz, ny, nx), np.uint8)
     colour = np.zeros((nz, ny, nx, 3), np.uint8)
     centre_u, centre_v = cols / 2 - 0.5, rows / 2 - 0.5
@@ -667,7 +718,12 @@ def build_radiance_field(
         )
         inside = np.clip((slice_depth - abs(z)) / voxel + 0.5, 0.0, 1.0) * slice_mask
         occupancy[k] = np.clip(inside * 255 + 0.5, 0, 255).astype(np.uint8)
-        share_front = np.clip(0.5 + z / np.maximum(0.6 * slice_depth, voxel), 0.0, 1.0)[..., None]
+        slice_facing = cv2.warpAffine(
+            facing, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT
+        )
+        share_front = _front_share(
+            np.clip(z / np.maximum(slice_depth, voxel), -1.0, 1.0) * slice_facing
+        )[..., None]
         slice_front = cv2.warpAffine(
             front, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE
         )
@@ -687,7 +743,7 @@ def build_radiance_field(
         build={
             "reference_view": [int(cols), int(rows)],
             "thickness": THICKNESS,
-            "appearance": "front: reference projected; back: reference colours softened (Gaussian σ = 5% of the view height), blended across the mid-plane",
+            "appearance": "front: reference projected; back: colours of the silhouette's inner ring (5% of the view height) pushed inward and smoothed (Gaussian σ = 4%); blended by the surface's turn from the reference camera (all front up to 60°, half at 90°, all back from 120°)",
         },
     )
 
