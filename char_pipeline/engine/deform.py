@@ -46,6 +46,13 @@ ARAP_ITERATIONS = 8
 # Bone layers for overlaps, in subject heights toward the camera: arms over the body,
 # the body over the legs; the control's joint depths (z layout) add to these.
 ARM_LAYER, LEG_LAYER = 0.05, -0.02
+# For these kinds the head is drawn this far above the nearest arm bone, whatever the joint
+# depths say, and the detected face (engine/faces.py) is held by the head bone: a hand swung
+# across the face passes behind it, and an arm does not drag the face along — the detected
+# face is never covered by a moving limb.
+HEAD_OVER_ARMS_KINDS = ("person", "portrait", "figure")
+HEAD_OVER_ARMS = 0.1
+HEAD_BONE = len(LIMB_BONES) + 1  # bone_segments: limbs, spine, head, shoulders
 
 
 @dataclass
@@ -72,6 +79,8 @@ class MeshScene:
     subject_kind: str | None = None  # engine/kinds.py: joints the kind keeps still stay still
     rest_area: float = 0.0  # of the rest mesh (frame pixels²), for the collapse guard
     triangle_area: np.ndarray = field(default_factory=lambda: np.empty(0))  # per triangle, rest
+    # Vertices on the detected face: handles of the head bone, drawn at its depth.
+    face: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
 def _bone_layers() -> np.ndarray:
@@ -79,8 +88,9 @@ def _bone_layers() -> np.ndarray:
     return np.array([*layers, 0.0, 0.0, 0.0])
 
 
-def _bone_depths(z: np.ndarray) -> np.ndarray:
-    """Depth of each skinning bone: the mean of its end joints' depths, plus its layer."""
+def _bone_depths(z: np.ndarray, kind: str | None = None) -> np.ndarray:
+    """Depth of each skinning bone: the mean of its end joints' depths, plus its layer; for a
+    person, portrait or figure (``kind`` None: a figure) the head above every arm."""
     depth = np.asarray(z[JOINT_DEPTHS], dtype=np.float64)
     j = {name: depth[index] for name, index in JOINT_INDEX.items()}
     neck = (j["left_shoulder"] + j["right_shoulder"]) / 2
@@ -90,7 +100,11 @@ def _bone_depths(z: np.ndarray) -> np.ndarray:
         (neck + j["nose"]) / 2,
         neck,
     ]
-    return np.array(ends) + _bone_layers()
+    depths = np.array(ends) + _bone_layers()
+    if (kind or "figure") in HEAD_OVER_ARMS_KINDS:
+        arms = [i for i, (a, _) in enumerate(LIMB_BONES) if "shoulder" in a or "elbow" in a]
+        depths[HEAD_BONE] = max(depths[HEAD_BONE], depths[arms].max() + HEAD_OVER_ARMS)
+    return depths
 
 
 class MeshRenderer:
@@ -122,6 +136,11 @@ class MeshRenderer:
         handles, handle_bones = _handles(
             placed, starts, ends, skin, (settings.width, settings.height)
         )
+        face = _face_vertices(character, placement, placed.vertices)
+        if len(face):  # the face follows the head alone, not an arm skinned over it
+            other = ~np.isin(handles, face)
+            handles = np.r_[handles[other], face]
+            handle_bones = np.r_[handle_bones[other], np.full(len(face), HEAD_BONE)]
         pinned, root_weight = _cut_edge_anchors(
             placed.vertices, subject.cut, settings.width, settings.height, unit
         )
@@ -160,6 +179,7 @@ class MeshRenderer:
             subject_kind=character.subject_kind,
             rest_area=float(areas.sum()),
             triangle_area=areas,
+            face=face,
         )
 
     def deform(
@@ -190,7 +210,9 @@ class MeshRenderer:
         if scene.root_weight is not None:  # a cut edge does not hop, sway or turn
             posed = solved + scene.root_weight[:, None] * (posed - solved)
         _check_not_collapsed(scene, solved)
-        depth = scene.skin @ _bone_depths(z)
+        bones = _bone_depths(z, scene.subject_kind)
+        depth = scene.skin @ bones
+        depth[scene.face] = bones[HEAD_BONE]
         return posed, depth, torn
 
     def _damped(
@@ -349,6 +371,28 @@ def _check_not_collapsed(scene: MeshScene, solved: np.ndarray) -> None:
             "the subject, so no video is made from it.",
             area_share=round(posed / rest, 4),
         )
+
+
+def _face_vertices(character: Character, placement: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """The placed mesh's vertices inside the detected face's box (engine/faces.py), for kinds
+    whose face no limb may cover; none without a face on the subject or without a detector."""
+    none = np.empty(0, np.int64)
+    if (character.subject_kind or "figure") not in HEAD_OVER_ARMS_KINDS:
+        return none
+    from char_pipeline.engine.faces import face_box
+
+    box = face_box(character.rgb)
+    if box is None:
+        return none
+    x, y, w, h = box
+    cy = int(np.clip(y + h // 2, 0, character.soft_mask.shape[0] - 1))
+    cx = int(np.clip(x + w // 2, 0, character.soft_mask.shape[1] - 1))
+    if character.soft_mask[cy, cx] < 128:  # a face beside the subject is not its face
+        return none
+    corners = np.array([[x, y], [x + w, y + h]], np.float64) @ placement[:, :2].T
+    low, high = (corners + placement[:, 2]).min(axis=0), (corners + placement[:, 2]).max(axis=0)
+    inside = np.all((vertices >= low) & (vertices <= high), axis=1)
+    return np.flatnonzero(inside).astype(np.int64)
 
 
 def _handles(

@@ -41,6 +41,27 @@ def face_score(rgb: np.ndarray) -> float | None:
     return max((float(d.score[0]) for d in result.detections or ()), default=0.0)
 
 
+def face_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The best-scoring face's box (x, y, w, h; pixels) at MIN_FACE_SCORE or above, or None
+    (no face, or no detector): the region a moving limb must not cover (engine/deform.py)."""
+    detector = _detector()
+    if detector is None:
+        return None
+    with _LOCK:
+        result = detector.process(np.ascontiguousarray(rgb[..., :3]))
+    if not result.detections:
+        return None
+    best = max(result.detections, key=lambda d: float(d.score[0]))
+    box = best.location_data.relative_bounding_box
+    height, width = rgb.shape[:2]
+    return (
+        round(box.xmin * width),
+        round(box.ymin * height),
+        round(box.width * width),
+        round(box.height * height),
+    )
+
+
 @dataclass(frozen=True)
 class FaceVisibility:
     """Whether the reference's face is found in each sampled frame."""

@@ -124,6 +124,10 @@ def idle(t: np.ndarray, p: MotionParams) -> Pose:
     return pose
 
 
+# Motions that move one arm, the canonical left; engine/limbs.py plays them on the free arm.
+ONE_ARM_MOTIONS = ("wave",)
+
+
 @motion("wave", "waving", "hello", "hi", "greet", "bye", "goodbye")
 def wave(t: np.ndarray, p: MotionParams) -> Pose:
     pose = Pose(len(t))
@@ -291,6 +295,8 @@ class MotionPlan:
     notice: str | None = None
     # Why the motion played differs from the prompt's for this kind of subject (engine/kinds).
     kind_reason: str | None = None
+    # The arm a one-arm motion (ONE_ARM_MOTIONS) plays on; None when none plays.
+    arm: str | None = None
 
 
 def plan_motion(prompt: str, model: str = "keyword") -> MotionPlan:
@@ -372,11 +378,17 @@ def motion_sequence(plan: MotionPlan, steps: int) -> np.ndarray:
 
 
 def text_sequence(
-    prompt: str, steps: int, model: str = "keyword", *, subject_kind: str | None = None
+    prompt: str,
+    steps: int,
+    model: str = "keyword",
+    *,
+    subject_kind: str | None = None,
+    free_arm: str | None = None,
 ) -> tuple[np.ndarray, MotionPlan]:
     """The prompt's motion as z vectors; for a ``subject_kind`` (engine/kinds.py) a motion that
     does not apply to it is replaced by the nearest one that does (wave → nod for a portrait,
-    hop for a product), and the plan's ``kind_reason`` says so."""
+    hop for a product), and the plan's ``kind_reason`` says so. A one-arm motion plays on
+    ``free_arm`` (the rig's, engine/limbs.py; None: the left), named by the plan's ``arm``."""
     plan = plan_motion(prompt, model)
     if subject_kind is not None:
         from char_pipeline.engine.kinds import motion_for_kind
@@ -387,7 +399,13 @@ def text_sequence(
             overlay = None  # an overlay that does not apply is dropped with its motion
         if reason is not None or overlay != plan.overlay:
             plan = replace(plan, primary=primary, overlay=overlay, kind_reason=reason)
-    return motion_sequence(plan, steps), plan
+    z = motion_sequence(plan, steps)
+    if plan.primary in ONE_ARM_MOTIONS or plan.overlay in ONE_ARM_MOTIONS:
+        from char_pipeline.engine.limbs import play_on_arm
+
+        plan = replace(plan, arm=free_arm or "left")
+        z = play_on_arm(z, plan.arm)
+    return z, plan
 
 
 def keypoint_track(

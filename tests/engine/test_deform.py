@@ -369,3 +369,66 @@ def test_joints_the_photo_does_not_show_pin_nothing():
     everywhere, _ = _handles(mesh, starts, ends, skin, (100, 1000))
     assert (vertices[inside][:, 1] < 120).all()
     assert (vertices[everywhere][:, 1] >= 120).any()  # the frame is what made the difference
+
+
+def test_the_head_is_drawn_above_every_arm_for_a_person():
+    """Whatever depth a pose gives a wrist, a person's head bone is nearer than every arm
+    bone; an object's bone depths are as the pose says."""
+    from char_pipeline.engine.deform import HEAD_BONE, _bone_depths
+
+    z = empty_z()
+    z[JOINT_DEPTHS.start + JOINT_INDEX["left_wrist"]] = 0.6  # a hand brought to the camera
+    arms = [0, 1, 2, 3]  # render.LIMB_BONES: the upper arms and forearms first
+    for kind in ("person", "portrait", "figure", None):
+        depths = _bone_depths(z, kind)
+        assert depths[HEAD_BONE] > depths[arms].max(), kind
+    assert _bone_depths(z, "object")[HEAD_BONE] < _bone_depths(z, "object")[arms].max()
+
+
+@pytest.fixture(scope="module")
+def cameraman():
+    """The cameraman (scikit-image), a person whose hands are at his face."""
+    from pathlib import Path
+
+    import skimage
+
+    from char_pipeline.engine.pipeline import prepare_character
+
+    path = Path(skimage.__file__).parent / "data" / "camera.png"
+    return prepare_character(path.read_bytes())
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_hand_swung_across_the_face_leaves_the_face_uncovered(cameraman, side, monkeypatch):
+    """A wrist brought onto the nose (the right hand holds the camera under the face; the left
+    arm reaches past it): the detected face's pixels stay those of the rest frame — the arm
+    passes behind the face and does not drag it along. Without the face held above the arms
+    the hand covers it, or the face is pulled with the arm."""
+    from char_pipeline.engine import deform
+    from char_pipeline.engine.faces import face_box
+
+    if cameraman.subject_kind != "person":
+        pytest.skip("the cameraman is a person with the pose model (make setup installs it)")
+    renderer = MeshRenderer()
+    settings = RenderSettings(160, 160, background="solid")
+
+    def face_change() -> float:
+        scene = renderer.prepare(cameraman, settings)
+        rest = renderer.render(scene, empty_z())
+        box = face_box(rest)
+        assert box is not None, "the face is found at rest"
+        x, y, w, h = box
+        wrist, elbow = (JOINT_INDEX[f"{side}_{n}"] for n in ("wrist", "elbow"))
+        nose = scene.rest_joints[JOINT_INDEX["nose"]]
+        offset = (nose - scene.rest_joints[wrist]) / scene.subject_height
+        z = empty_z()
+        z[2 * wrist : 2 * wrist + 2] = offset
+        z[2 * elbow : 2 * elbow + 2] = offset / 2
+        frame = renderer.render(scene, z)
+        face = np.s_[y : y + h, x : x + w]
+        return float(np.abs(frame[face].astype(float) - rest[face]).mean())
+
+    held = face_change()
+    monkeypatch.setattr(deform, "HEAD_OVER_ARMS_KINDS", ())
+    covered = face_change()
+    assert held < 3.0 and covered > 10.0, (held, covered)
