@@ -46,17 +46,17 @@ demo: $(STAMP)
 	$(BIN)/char-pipeline demo
 
 test: $(STAMP)
-	$(BIN)/ruff check char_pipeline aicharacter tests bench
-	$(BIN)/ruff format --check char_pipeline aicharacter tests bench
+	$(BIN)/ruff check char_pipeline aicharacter tests bench tools
+	$(BIN)/ruff format --check char_pipeline aicharacter tests bench tools
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check char_pipeline aicharacter tests bench
-	$(BIN)/ruff format --check char_pipeline aicharacter tests bench
+	$(BIN)/ruff check char_pipeline aicharacter tests bench tools
+	$(BIN)/ruff format --check char_pipeline aicharacter tests bench tools
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix char_pipeline aicharacter tests bench
-	$(BIN)/ruff format char_pipeline aicharacter tests bench
+	$(BIN)/ruff check --fix char_pipeline aicharacter tests bench tools
+	$(BIN)/ruff format char_pipeline aicharacter tests bench tools
 
 dev: $(STAMP)
 	$(BIN)/char-pipeline dev

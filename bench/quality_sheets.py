@@ -118,10 +118,10 @@ def measure(name: str, path: Path, out: Path, size: int, steps: int) -> dict:
 
 
 def motions(out: Path, size: int, steps: int, only: set[str]) -> None:
-    """Every motion of the library that applies to each reference's kind, and the wave_hello
-    clip for people and figures: the checks' figures per video, one contact sheet per
+    """Every motion of the library that applies to each reference's kind, and a motion clip
+    (wave_hello for people and figures, quadruped_walk for four-legged animals), looped: the checks' figures per video, one contact sheet per
     reference (a row per motion). A row with a figure past its check's bound is flagged."""
-    from char_pipeline.engine.bvh import load_clip, retarget
+    from char_pipeline.engine.bvh import load_clip, loop_clip, retarget
     from char_pipeline.engine.faces import face_visibility
     from char_pipeline.engine.kinds import APPLIES_TO
 
@@ -139,8 +139,11 @@ def motions(out: Path, size: int, steps: int, only: set[str]) -> None:
         kind = character.subject_kind or "figure"
         plays = {m: MotionPlan(m, None, MotionParams(), ()) for m in APPLIES_TO[kind]}
         sequences = {m: motion_sequence(plan, steps) for m, plan in plays.items()}
-        if kind in ("person", "figure"):
-            sequences["clip:wave_hello"] = retarget(load_clip("wave_hello"), character.rest, fps=24)
+        clip = {"person": "wave_hello", "figure": "wave_hello", "quadruped": "quadruped_walk"}
+        if kind in clip:  # as a run plays it: looped (a GIF's seam is measured)
+            sequences[f"clip:{clip[kind]}"] = loop_clip(
+                retarget(load_clip(clip[kind]), character.rest, fps=24, subject_kind=kind)
+            )
         rows = []
         for motion, z_sequence in sequences.items():
             coherence = metrics.TemporalCoherence()
@@ -156,7 +159,7 @@ def motions(out: Path, size: int, steps: int, only: set[str]) -> None:
             faces = (
                 face_visibility(character.rgb, strip) if kind in ("person", "portrait") else None
             )
-            pops = coherence.pop_ratio(loop=not motion.startswith("clip:"))  # a clip plays once
+            pops = coherence.pop_ratio(loop=True)
             bad = (
                 torn > metrics.MAX_TORN_SHARE
                 or coverage < metrics.MIN_FRAME_COVERAGE_SHARE

@@ -38,7 +38,7 @@ class ReferenceMetadata(ReferenceUploaded):
     error: dict | None = None
     subject_kind: str | None = Field(
         default=None,
-        description="person, portrait, animal, object or figure (once processed): which "
+        description="person, portrait, animal, quadruped, object or figure (once processed): which "
         "joints move and which motions apply (docs/controls.md).",
     )
     kind_reason: str | None = None
@@ -80,6 +80,11 @@ class TextControlOut(BaseModel):
         default=None,
         description="Why the motion played differs from the prompt's: it does not apply to "
         "this kind of subject, and the nearest one that does was played.",
+    )
+    arm: str | None = Field(
+        default=None,
+        description="The arm a one-arm motion (wave) plays on: the subject's free arm, the "
+        "one not holding anything (left or right); None when no such motion plays.",
     )
     z_sequence: list[list[float]]
 

@@ -74,9 +74,14 @@ class ControlsConfig(dg.Config):
     motion_clip: str | None = Field(
         default=None,
         description="A motion-capture clip for 'pose' instead: a library name (wave_hello, "
-        "jumping, dab) or a BVH file's path; it plays for its own duration at clip_fps.",
+        "jumping, dab; quadruped_walk for four-legged animals) or a BVH file's path; it "
+        "plays for its own duration at clip_fps.",
     )
     clip_fps: int = Field(default=24, ge=1, le=120)
+    clip_loop: bool = Field(
+        default=True,
+        description="The clip's last quarter eases back into its first pose (no seam in a GIF).",
+    )
     text_prompt: str = "wave hello"
     text_model: str = Field(default="custom-nlp", description="custom-nlp (MiniLM) or keyword.")
     latent_seed: int = 7
@@ -99,11 +104,17 @@ def _build_control(
 ):
     rest = processing.rest_pose(store, subject_mask)
     if control_type == "pose" and config.motion_clip:
-        from char_pipeline.engine.bvh import load_clip, retarget
+        from char_pipeline.engine.bvh import load_clip, loop_clip, retarget
 
         clip = load_clip(config.motion_clip)  # a library name or a .bvh file's path
-        z = retarget(clip, rest, fps=config.clip_fps)
-        return z, {"motion_clip": config.motion_clip, "seconds": round(clip.seconds, 3)}
+        z = retarget(clip, rest, fps=config.clip_fps, subject_kind=subject_mask.get("subject_kind"))
+        if config.clip_loop:
+            z = loop_clip(z)
+        return z, {
+            "motion_clip": config.motion_clip,
+            "seconds": round(clip.seconds, 3),
+            "loop": config.clip_loop,
+        }
     if control_type == "pose":
         if not config.pose_keypoints_file:
             frames, z = keypoint_track(config.pose_motion, config.steps, rest)
@@ -118,6 +129,7 @@ def _build_control(
             config.steps,
             model=config.text_model,
             subject_kind=subject_mask.get("subject_kind"),
+            free_arm=subject_mask.get("free_arm"),
         )
         return z, {
             "prompt": config.text_prompt,
@@ -127,6 +139,7 @@ def _build_control(
             "notice": plan.notice,
             "subject_kind": subject_mask.get("subject_kind"),
             "motion_reason": plan.kind_reason,
+            "arm": plan.arm,
         }
     if control_type == "latent":
         z = latent_sequence(

@@ -62,6 +62,27 @@ BVH_JOINTS: dict[str, tuple[str, ...]] = {
     "head": ("head",),
 }
 HEAD_JOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
+# A four-legged clip's joints: front legs take the arms' places, hind legs the legs'.
+QUADRUPED_BVH_JOINTS: dict[str, tuple[str, ...]] = {
+    "left_shoulder": ("leftfrontupleg",),
+    "right_shoulder": ("rightfrontupleg",),
+    "left_elbow": ("leftfrontleg",),
+    "right_elbow": ("rightfrontleg",),
+    "left_wrist": ("leftfrontfoot",),
+    "right_wrist": ("rightfrontfoot",),
+    "left_hip": ("lefthindupleg",),
+    "right_hip": ("righthindupleg",),
+    "left_knee": ("lefthindleg",),
+    "right_knee": ("righthindleg",),
+    "left_ankle": ("lefthindfoot",),
+    "right_ankle": ("righthindfoot",),
+    "neck": ("neck",),
+    "head": ("head",),
+}
+# On a four-legged rig a leg swings at most this far (radians) from straight down: a human
+# clip's raised arm would otherwise lift a front leg over the animal's back.
+MAX_LEG_SWING = math.radians(50)
+SIDE_TRAVEL = 0.3  # subject heights: the most a four-legged subject travels within a clip
 
 
 @dataclass
@@ -231,20 +252,10 @@ def world_positions(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
     return positions, ends
 
 
-def retarget(clip: Clip, rest: RestPose, *, fps: float, steps: int | None = None) -> np.ndarray:
-    """The clip as a (T, 64) z sequence for a character whose rest pose is ``rest``.
-
-    T = the clip's duration at ``fps`` (or ``steps`` frames spread over the clip)."""
+def _resampled(clip: Clip, fps: float, steps: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Joint and end-site positions at the video's frames (linear between the clip's)."""
     if fps <= 0:
         raise MotionClipError("fps must be positive.")
-    found = {coco: clip.find(names) for coco, names in BVH_JOINTS.items()}
-    missing = [coco for coco, index in found.items() if index is None and coco != "neck"]
-    if missing:
-        raise MotionClipError(
-            "The clip's skeleton lacks joints the retargeting needs: "
-            + ", ".join(f"{coco} ({'/'.join(BVH_JOINTS[coco])})" for coco in missing),
-            missing=missing,
-        )
     positions, ends = world_positions(clip)
     count = steps or max(1, round(clip.seconds * fps))
     times = np.arange(count) * (clip.seconds / count if steps else 1.0 / fps)
@@ -255,6 +266,49 @@ def retarget(clip: Clip, rest: RestPose, *, fps: float, steps: int | None = None
     positions, ends = (
         array[low] * (1 - share) + array[high] * share for array in (positions, ends)
     )
+    return positions, ends, count
+
+
+def _found(clip: Clip, table: dict[str, tuple[str, ...]]) -> dict[str, int]:
+    found = {coco: clip.find(names) for coco, names in table.items()}
+    missing = [coco for coco, index in found.items() if index is None and coco != "neck"]
+    if missing:
+        raise MotionClipError(
+            "The clip's skeleton lacks joints the retargeting needs: "
+            + ", ".join(f"{coco} ({'/'.join(table[coco])})" for coco in missing),
+            missing=missing,
+        )
+    return found  # type: ignore[return-value]
+
+
+def is_four_legged(clip: Clip) -> bool:
+    """Whether the clip's skeleton is a four-legged one (front and hind legs)."""
+    return clip.find(QUADRUPED_BVH_JOINTS["left_shoulder"]) is not None
+
+
+def retarget(
+    clip: Clip,
+    rest: RestPose,
+    *,
+    fps: float,
+    steps: int | None = None,
+    subject_kind: str | None = None,
+) -> np.ndarray:
+    """The clip as a (T, 64) z sequence for a character whose rest pose is ``rest``.
+
+    T = the clip's duration at ``fps`` (or ``steps`` frames spread over the clip). A
+    four-legged subject (``subject_kind`` "quadruped") takes the clip seen from the side;
+    every other subject takes a person's clip seen from the front."""
+    if subject_kind == "quadruped":
+        return _retarget_side(clip, rest, fps=fps, steps=steps)
+    if is_four_legged(clip):
+        raise MotionClipError(
+            "This clip's skeleton has four legs; it drives a four-legged subject (kind "
+            f"quadruped), and this reference's subject is {subject_kind or 'not one'}.",
+            subject_kind=subject_kind,
+        )
+    found = _found(clip, BVH_JOINTS)
+    positions, ends, count = _resampled(clip, fps, steps)
 
     def at(coco: str) -> np.ndarray:
         return positions[:, found[coco]]
@@ -322,3 +376,104 @@ def retarget(clip: Clip, rest: RestPose, *, fps: float, steps: int | None = None
     sequence[:, ROOT_TX] = travel[:, 0]
     sequence[:, ROOT_TY] = travel[:, 1]
     return np.stack([validate_z(z) for z in sequence])
+
+
+def _retarget_side(clip: Clip, rest: RestPose, *, fps: float, steps: int | None) -> np.ndarray:
+    """A clip on a four-legged rig, seen from the side (AnimatedDrawings' quadruped view).
+
+    The picture's x is the clip's forward axis (turned to the way the animal faces), its y
+    the clip's up. A four-legged clip's legs map leg to leg; a person's clip gives its arms
+    to the front legs and its legs to the hind legs. Each leg takes the clip's bone
+    direction in that plane (at most ``MAX_LEG_SWING`` from straight down) at the animal's
+    own bone lengths; the head turns by the clip's change of neck → head direction; the
+    hips' travel and bob become root motion, in the clip's heights."""
+    four_legged = is_four_legged(clip)
+    found = _found(clip, QUADRUPED_BVH_JOINTS if four_legged else BVH_JOINTS)
+    positions, ends, count = _resampled(clip, fps, steps)
+
+    def at(coco: str) -> np.ndarray:
+        return positions[:, found[coco]]
+
+    head_end = ends[:, found["head"]]
+    head = head_end if np.isfinite(head_end).all() else at("head")
+    hips = (at("left_hip") + at("right_hip")) / 2
+    chest = (at("left_shoulder") + at("right_shoulder")) / 2
+    feet = [at(name)[0] for name in ("left_ankle", "right_ankle", "left_wrist", "right_wrist")]
+    ground = np.mean(feet if four_legged else feet[:2], axis=0)
+    # An animal's forward is its spine (hips → chest), its up the rest of hips − feet; a
+    # person's up is the spine (hips → neck) and forward the way they face.
+    if four_legged:
+        forward = chest[0] - hips[0]
+        forward /= max(np.linalg.norm(forward), 1e-9)
+        up = hips[0] - ground
+        up = up - forward * (up @ forward)
+        up /= max(np.linalg.norm(up), 1e-9)
+    else:
+        lateral = at("left_hip")[0] - at("right_hip")[0]
+        lateral /= max(np.linalg.norm(lateral), 1e-9)
+        up = chest[0] - hips[0]
+        up = up - lateral * (up @ lateral)
+        up /= max(np.linalg.norm(up), 1e-9)
+        forward = np.cross(lateral, up)
+    j = JOINT_INDEX
+    rest_pelvis = (rest.joints[j["left_hip"]] + rest.joints[j["right_hip"]]) / 2
+    facing = 1.0 if rest.joints[j["nose"], 0] >= rest_pelvis[0] else -1.0
+    everything = np.concatenate([positions[0], head[:1]])
+    height = float(np.ptp(everything @ up)) or 1.0
+
+    def plane(points: np.ndarray) -> np.ndarray:  # picture coordinates: x right, y down
+        return np.stack([facing * (points @ forward), -(points @ up)], axis=-1)
+
+    joints = np.repeat(rest.joints[None].astype(np.float64), count, axis=0)
+    for parent, child in LIMB_BONES:  # parents before children
+        direction = plane(at(child) - at(parent))
+        angle = np.arctan2(direction[:, 0], direction[:, 1])  # 0 = straight down
+        angle = np.clip(angle, -MAX_LEG_SWING, MAX_LEG_SWING)
+        length = np.linalg.norm(rest.joints[j[child]] - rest.joints[j[parent]])
+        joints[:, j[child]] = joints[:, j[parent]] + length * np.stack(
+            [np.sin(angle), np.cos(angle)], axis=1
+        )
+    # The head turns about the withers by the clip's change of neck → head direction.
+    neck = at("neck") if found.get("neck") is not None else chest
+    head_dir = plane(head - neck)
+    turn = np.arctan2(head_dir[:, 1], head_dir[:, 0])
+    turn = np.unwrap(turn - turn[0])
+    withers = (rest.joints[j["left_shoulder"]] + rest.joints[j["right_shoulder"]]) / 2
+    cos, sin = np.cos(turn)[:, None], np.sin(turn)[:, None]
+    for name in HEAD_JOINTS:
+        relative = rest.joints[j[name]] - withers
+        joints[:, j[name]] = withers + np.concatenate(
+            [relative[0] * cos - relative[1] * sin, relative[0] * sin + relative[1] * cos], axis=1
+        )
+    unit = rest.subject_height
+    offsets = np.clip((joints - rest.joints[None]) / unit, -MAX_JOINT_OFFSET, MAX_JOINT_OFFSET)
+    travel = plane(hips - hips[:1]) / height
+    # Seen from the side a clip's forward travel (a leap of a body length) would carry the
+    # animal out of the picture: the drift from the first frame to the last is taken out,
+    # the bob and the sway within the clip stay.
+    travel[:, 0] -= np.linspace(0.0, travel[-1, 0], count)
+    sequence = np.repeat(empty_z()[None], count, axis=0)
+    set_joint_offsets(sequence, offsets)
+    travel = np.clip(travel, -SIDE_TRAVEL, SIDE_TRAVEL)
+    sequence[:, ROOT_TX] = travel[:, 0]
+    sequence[:, ROOT_TY] = travel[:, 1]
+    return np.stack([validate_z(z) for z in sequence])
+
+
+LOOP_SHARE = 0.25  # the share of a clip's frames that ease back into its first pose
+
+
+def loop_clip(z_sequence: np.ndarray) -> np.ndarray:
+    """The sequence with its last quarter eased into its first pose, so a GIF that plays it
+    in a loop does not jump from the clip's last pose to its first (a clip that already ends
+    where it starts barely changes). Smoothstep weights: the last frame sits one small step
+    before the first."""
+    count = len(z_sequence)
+    if count < 4:
+        return z_sequence
+    tail = max(2, round(LOOP_SHARE * count))
+    share = np.arange(1, tail + 1) / (tail + 1)
+    weight = (share * share * (3 - 2 * share))[:, None]
+    looped = np.array(z_sequence, dtype=np.float32, copy=True)
+    looped[-tail:] = (1 - weight) * looped[-tail:] + weight * looped[0]
+    return np.stack([validate_z(z) for z in looped])

@@ -10,6 +10,8 @@ the response says so.
 - ``portrait``: a person cut above the hips (a bust) — head and shoulders move, no limbs.
 - ``animal``: an animal's face (OpenCV's cat-face cascades) — the head moves, and the body
   hops, sways and breathes.
+- ``quadruped``: a whole animal on four legs, seen from the side (engine/quadruped.py): its
+  legs walk and run, the head nods, the body hops and sways.
 - ``object``: a compact shape (a product, a cup) — no internal bending: it hops, sways,
   squashes and spins as one piece.
 - ``figure``: anything else, drawings included — a full figure, limbs moved as drawn.
@@ -33,10 +35,12 @@ from char_pipeline.engine.controls import (
     set_joint_offsets,
 )
 
-SubjectKind = Literal["person", "portrait", "animal", "object", "figure"]
-SUBJECT_KINDS: tuple[str, ...] = ("person", "portrait", "animal", "object", "figure")
+SubjectKind = Literal["person", "portrait", "animal", "quadruped", "object", "figure"]
+SUBJECT_KINDS: tuple[str, ...] = ("person", "portrait", "animal", "quadruped", "object", "figure")
 # Rigs whose skeleton really is a person's (limbs follow the control in full).
 PERSON_RIGS = ("pose-model", "face", "client")
+# Rigs whose limbs were found on the subject's own limbs (full motion, tight skinning).
+LIMB_RIGS = (*PERSON_RIGS, "four-legs")
 # A mask this close to its convex hull (area share) is one compact piece: an object.
 OBJECT_SOLIDITY = 0.8
 HEAD = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
@@ -45,6 +49,7 @@ MOVABLE_JOINTS: dict[str, tuple[str, ...] | None] = {
     "figure": None,
     "portrait": (*HEAD, "left_shoulder", "right_shoulder"),
     "animal": HEAD,
+    "quadruped": None,
     "object": (),
 }
 # Which motions of the library each kind plays as they are; the others map to a substitute.
@@ -59,6 +64,7 @@ APPLIES_TO: dict[str, tuple[str, ...]] = {
     ),
     "portrait": ("idle", "nod", "shake", "sway", "bow"),
     "animal": ("idle", "nod", "shake", "sway", "jump", "bounce"),
+    "quadruped": ("idle", "walk", "run", "nod", "shake", "sway", "bounce"),
     "object": ("idle", "jump", "bounce", "sway", "spin"),
 }  # fmt: skip
 SUBSTITUTES: dict[str, dict[str, str]] = {
@@ -70,6 +76,9 @@ SUBSTITUTES: dict[str, dict[str, str]] = {
     },
     "animal": {"wave": "nod", "clap": "nod", "dance": "bounce", "walk": "sway", "run": "bounce",
                "bow": "nod", "spin": "shake"},  # a close-up squashed to a spin tore at its cut edges
+    # A human jump throws the front legs over the head; a hop is the animal's jump.
+    "quadruped": {"wave": "nod", "clap": "nod", "dance": "bounce", "jump": "bounce",
+                  "bow": "nod", "spin": "sway"},
     "object": {"wave": "jump", "clap": "bounce", "dance": "bounce", "walk": "sway",
                "run": "bounce", "nod": "sway", "shake": "sway", "bow": "sway"},
 }  # fmt: skip
@@ -84,6 +93,8 @@ def classify_subject(
 ) -> tuple[str, str]:
     """The subject's kind and why (shown in rig.json, the UI and the API)."""
     height, width = binary_mask.shape
+    if rig_kind == "four-legs":
+        return "quadruped", "an animal on four legs, seen from the side: its legs walk"
     if mask_source == "drawing":
         return "figure", "a drawing on paper: the whole figure moves as drawn"
     if rig_kind in PERSON_RIGS:

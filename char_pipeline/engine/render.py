@@ -28,7 +28,7 @@ from char_pipeline.engine.controls import (
     validate_z,
 )
 from char_pipeline.engine.errors import InvalidInputError, ResourceExhaustedError
-from char_pipeline.engine.kinds import PERSON_RIGS, restrict_to_kind
+from char_pipeline.engine.kinds import LIMB_RIGS, restrict_to_kind
 from char_pipeline.engine.mesh import Mesh
 
 Background = Literal["auto", "scene", "solid", "image"]
@@ -91,13 +91,15 @@ class Character:
         A template skeleton only guesses where limbs are on a cat or a box, so its limbs
         move less and blend more softly; root motion (hops, sways, turns) is unchanged. A
         drawn figure's skeleton follows its strokes (the medial axis of a humanoid drawing),
-        so its limbs take the whole motion: at 0.35 a clip's wave barely left the body.
+        so its limbs take the whole motion: at 0.35 a clip's wave barely left the body. A
+        four-legged rig's legs are found on the legs themselves, so they do too.
         """
-        return 1.0 if self.rig_kind in PERSON_RIGS or self.subject_kind == "figure" else 0.35
+        found = self.rig_kind in LIMB_RIGS or self.subject_kind == "figure"
+        return 1.0 if found else 0.35
 
     @property
     def skin_sigma(self) -> float:
-        return SKIN_SIGMA if self.rig_kind in PERSON_RIGS else 3 * SKIN_SIGMA
+        return SKIN_SIGMA if self.rig_kind in LIMB_RIGS else 3 * SKIN_SIGMA
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ In order of preference:
   branch points, a root) gives the shape's own bones; the canonical joint chain is laid
   over the subject's box and every joint is pulled onto the nearest medial-axis point, so
   bones run inside the shape — a generic chain rig for animals, mascots and products.
+- ``four-legs``: a whole animal on four legs seen from the side (engine/quadruped.py): front
+  legs as arms, hind legs as legs, the head joints on its head end.
 - ``client``: keypoints the client supplied replace detection.
 
 Everything here works offline; a missing MediaPipe install only skips the pose model.
@@ -34,7 +36,9 @@ from char_pipeline.engine.controls import (
 )
 from char_pipeline.engine.errors import InvalidInputError
 from char_pipeline.engine.kinds import SUBJECT_KINDS, classify_subject
+from char_pipeline.engine.limbs import choose_free_arm
 from char_pipeline.engine.mesh import Mesh, build_mesh
+from char_pipeline.engine.quadruped import find_four_legs, four_legged_rest_pose
 
 # MediaPipe's 33 pose landmarks → COCO-17 (nose, eyes, ears, shoulders, elbows, wrists,
 # hips, knees, ankles).
@@ -179,12 +183,19 @@ class Rig:
     graph: dict[str, Any] = field(default_factory=dict)
     subject_kind: str = "figure"  # engine/kinds.py: person, portrait, animal, object, figure
     kind_reason: str = ""
+    # The arm one-arm motions (wave) lift: the thin one free of the torso (engine/limbs.py).
+    free_arm: str = "left"
+    free_arm_reason: str = ""
+    arm_figures: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "subject_kind": self.subject_kind,
             "kind_reason": self.kind_reason,
+            "free_arm": self.free_arm,
+            "free_arm_reason": self.free_arm_reason,
+            "arm_figures": self.arm_figures,
             "rest_pose": self.rest.to_json(),
             "mesh": self.mesh.to_json(),
             "skeleton_graph": {
@@ -194,6 +205,7 @@ class Rig:
                 ).tolist(),
                 "root": self.graph.get("root"),
             },
+            **({"four_legs": self.graph} if self.kind == "four-legs" else {}),
         }
 
     @classmethod
@@ -202,11 +214,16 @@ class Rig:
             rest=RestPose.from_json(data["rest_pose"]),
             kind=data["kind"],
             mesh=Mesh.from_json(data["mesh"]),
-            graph={
+            graph=data["four_legs"]
+            if "four_legs" in data
+            else {
                 k: np.asarray(v) for k, v in data.get("skeleton_graph", {}).items() if k != "root"
             },
             subject_kind=data.get("subject_kind", "figure"),
             kind_reason=data.get("kind_reason", ""),
+            free_arm=data.get("free_arm", "left"),  # rigs stored before limbs.py: as before
+            free_arm_reason=data.get("free_arm_reason", ""),
+            arm_figures=data.get("arm_figures", {}),
         )
 
 
@@ -248,6 +265,9 @@ def find_skeleton(
     face = detect_face(rgb, binary_mask)
     if face is not None:
         return face_rest_pose(face, bbox, size), "face", {}
+    legs = find_four_legs(binary_mask, bbox)
+    if legs is not None:
+        return four_legged_rest_pose(binary_mask, bbox, legs), "four-legs", legs.to_json()
     graph = medial_skeleton(binary_mask)
     return skeleton_rest_pose(binary_mask, bbox, graph), "skeleton-graph", graph
 
@@ -276,7 +296,10 @@ def build_rig(
     else:
         hips = rest.joints[[COCO_JOINTS.index("left_hip"), COCO_JOINTS.index("right_hip")]]
         chosen, reason = classify_subject(rgb, binary_mask, kind, mask_source, hips)
-    return Rig(rest, kind, mesh, graph, chosen, reason)
+    free_arm, arm_reason, arm_figures = choose_free_arm(
+        rest.joints, rest.subject_height, binary_mask, chosen
+    )
+    return Rig(rest, kind, mesh, graph, chosen, reason, free_arm, arm_reason, arm_figures)
 
 
 def estimate_rest_pose(

@@ -56,8 +56,15 @@ def text_control(ctx: ServiceContext, body: TextControlIn) -> dict:
     # A deployment may answer a model it lacks with another (text_model_aliases); never
     # silently: the response's served_by names the model that ran.
     served_by = text_model_aliases(ctx.settings.text_model_aliases).get(body.model, body.model)
-    kind = body.subject_kind or _subject_kind(ctx, body.reference_image_id)
-    z_sequence, plan = text_sequence(body.prompt, body.steps, model=served_by, subject_kind=kind)
+    rigged = _rig_record(ctx, body.reference_image_id)
+    kind = body.subject_kind or rigged.get("subject_kind")
+    z_sequence, plan = text_sequence(
+        body.prompt,
+        body.steps,
+        model=served_by,
+        subject_kind=kind,
+        free_arm=rigged.get("free_arm"),
+    )
     if plan.similarity is None:
         matcher = "keyword"
     else:
@@ -74,14 +81,16 @@ def text_control(ctx: ServiceContext, body: TextControlIn) -> dict:
         "notice": plan.notice,
         "subject_kind": kind,
         "motion_reason": plan.kind_reason,
+        "arm": plan.arm,
         "z_sequence": [_round(z) for z in z_sequence],
     }
 
 
-def _subject_kind(ctx: ServiceContext, reference_id: str) -> str | None:
-    """The kind its rig found (engine/kinds.py); None before the reference is processed."""
+def _rig_record(ctx: ServiceContext, reference_id: str) -> dict:
+    """What its rig found: the kind (engine/kinds.py) and the free arm (engine/limbs.py);
+    empty before the reference is processed."""
     key = catalog.record_key("subject_mask", reference_id)
-    return ctx.store.read_json(key).get("subject_kind") if ctx.store.exists(key) else None
+    return ctx.store.read_json(key) if ctx.store.exists(key) else {}
 
 
 def latent_control(length: int, seed: int | None, distribution: str, *, loop: bool = True) -> dict:
@@ -97,7 +106,7 @@ def latent_control(length: int, seed: int | None, distribution: str, *, loop: bo
 
 def clip_control(ctx: ServiceContext, body: ClipControlIn) -> dict:
     """A motion clip (the library's, or a BVH file) retargeted onto the reference's rig."""
-    from char_pipeline.engine.bvh import load_clip, retarget
+    from char_pipeline.engine.bvh import load_clip, loop_clip, retarget
 
     if (body.clip is None) == (body.bvh is None):
         raise InvalidInputError("Give either clip (a library name) or bvh (a file's text).")
@@ -106,8 +115,14 @@ def clip_control(ctx: ServiceContext, body: ClipControlIn) -> dict:
     mask_record = References(ctx).require_processed(body.reference_image_id)
     clip = load_clip(body.clip if body.clip is not None else body.bvh)
     z_sequence = retarget(
-        clip, processing.rest_pose(ctx.store, mask_record), fps=body.fps, steps=body.steps
+        clip,
+        processing.rest_pose(ctx.store, mask_record),
+        fps=body.fps,
+        steps=body.steps,
+        subject_kind=mask_record.get("subject_kind"),
     )
+    if body.loop:
+        z_sequence = loop_clip(z_sequence)
     if len(z_sequence) > MAX_STEPS:
         raise InvalidInputError(
             f"The clip makes {len(z_sequence)} frames at {body.fps} fps; at most {MAX_STEPS}.",
@@ -120,5 +135,7 @@ def clip_control(ctx: ServiceContext, body: ClipControlIn) -> dict:
         "fps": body.fps,
         "source_fps": round(1.0 / clip.frame_time, 3),
         "seconds": round(clip.seconds, 3),
+        "loop": body.loop,
+        "subject_kind": mask_record.get("subject_kind"),
         "z_sequence": [_round(z) for z in z_sequence],
     }

@@ -135,6 +135,8 @@ def segment_reference(store: ArtifactStore, reference_id: str) -> Segmented:
         "rig_kind": rig.kind,
         "subject_kind": rig.subject_kind,
         "kind_reason": rig.kind_reason,
+        "free_arm": rig.free_arm,  # the arm "wave" lifts (engine/limbs.py)
+        "free_arm_reason": rig.free_arm_reason,
         "rig_seconds": round(rig_seconds, 3),
         "mesh": {"vertices": len(rig.mesh.vertices), "triangles": len(rig.mesh.triangles)},
     }

@@ -68,10 +68,17 @@ class ClipControlIn(Strict):
 
     reference_image_id: str
     clip: str | None = Field(
-        default=None, description="A clip of the library: wave_hello, jumping, dab."
+        default=None,
+        description="A clip of the library: wave_hello, jumping, dab (people and drawn "
+        "figures), quadruped_walk (four-legged animals).",
     )
     bvh: str | None = Field(default=None, description="The text of a BVH file (≤ 8 MB).")
     fps: int = Field(default=24, ge=1, le=120, description="Frames per second of the result.")
+    loop: bool = Field(
+        default=True,
+        description="Ease the clip's last quarter back into its first pose, so it loops "
+        "without a jump (a GIF); false plays it as recorded.",
+    )
     steps: int | None = Field(
         default=None,
         ge=1,

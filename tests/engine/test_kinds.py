@@ -24,7 +24,7 @@ from char_pipeline.engine.pipeline import prepare_character
         ("present", "object"),  # compact: solidity 0.91
         ("coffee", "object"),
         ("stick_figure", "figure"),  # a drawing
-        ("pig", "figure"),
+        ("pig", "quadruped"),  # a drawing of a four-legged animal
     ],
 )
 def test_each_reference_gets_its_kind(image_paths, name, kind):
