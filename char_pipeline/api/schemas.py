@@ -97,6 +97,11 @@ class ClipControlOut(BaseModel):
     fps: int
     source_fps: float = Field(description="The clip's own frame rate (1 / Frame Time).")
     seconds: float
+    loop: bool = Field(description="Whether the clip's end eases back into its first pose.")
+    subject_kind: str | None = Field(
+        default=None,
+        description="The reference's kind: a quadruped takes the clip seen from the side.",
+    )
     z_sequence: list[list[float]]
 
 

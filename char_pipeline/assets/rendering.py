@@ -29,6 +29,7 @@ from char_pipeline.engine.errors import CharPipelineError
 from char_pipeline.engine.faces import FaceVisibility, face_visibility
 from char_pipeline.engine.generators import GenerationOptions
 from char_pipeline.engine.images import contact_sheet, encode_png, sheet_indices
+from char_pipeline.engine.kinds import motion_for_kind
 from char_pipeline.engine.metrics import (
     MAX_COLOUR_DISTANCE,
     MAX_DARK_FILL_SHARE,
@@ -117,9 +118,18 @@ def _build_control(
         }
     if control_type == "pose":
         if not config.pose_keypoints_file:
-            frames, z = keypoint_track(config.pose_motion, config.steps, rest)
+            motion, reason = config.pose_motion, None
+            if subject_mask.get("subject_kind") == "quadruped":
+                # Other kinds keep the joints they do not move still (engine/kinds.py); an
+                # animal on four legs moves them all, so a person's dance would throw its
+                # front legs over its back: the track plays the motion that applies.
+                motion, reason = motion_for_kind(motion, "quadruped")
+            frames, z = keypoint_track(motion, config.steps, rest)
             store.write_json(catalog.control_key(reference_id, "pose", "keypoints.json"), frames)
-            return z, {"keypoints": f"keypoint track of motion '{config.pose_motion}'"}
+            return z, {
+                "keypoints": f"keypoint track of motion '{motion}'",
+                **({"motion_reason": reason} if reason else {}),
+            }
         frames = json.loads(Path(config.pose_keypoints_file).read_text())
         z = encode_pose_sequence([keypoints_from_json(frame) for frame in frames], rest)
         return z, {"keypoints": config.pose_keypoints_file}

@@ -24,7 +24,7 @@ from char_pipeline.engine.controls import (
     validate_z,
 )
 from char_pipeline.engine.errors import DeformationError, EmptyFrameError
-from char_pipeline.engine.kinds import restrict_to_kind
+from char_pipeline.engine.kinds import FACE_HELD_KINDS, restrict_to_kind
 from char_pipeline.engine.mesh import Mesh, build_mesh, rasterise, triangle_areas
 from char_pipeline.engine.metrics import TEAR_STRETCH, torn_share_of, triangle_stretch
 from char_pipeline.engine.render import (
@@ -50,7 +50,7 @@ ARM_LAYER, LEG_LAYER = 0.05, -0.02
 # depths say, and the detected face (engine/faces.py) is held by the head bone: a hand swung
 # across the face passes behind it, and an arm does not drag the face along — the detected
 # face is never covered by a moving limb.
-HEAD_OVER_ARMS_KINDS = ("person", "portrait", "figure")
+HEAD_OVER_ARMS_KINDS = FACE_HELD_KINDS
 HEAD_OVER_ARMS = 0.1
 HEAD_BONE = len(LIMB_BONES) + 1  # bone_segments: limbs, spine, head, shoulders
 
@@ -374,21 +374,13 @@ def _check_not_collapsed(scene: MeshScene, solved: np.ndarray) -> None:
 
 
 def _face_vertices(character: Character, placement: np.ndarray, vertices: np.ndarray) -> np.ndarray:
-    """The placed mesh's vertices inside the detected face's box (engine/faces.py), for kinds
-    whose face no limb may cover; none without a face on the subject or without a detector."""
-    none = np.empty(0, np.int64)
-    if (character.subject_kind or "figure") not in HEAD_OVER_ARMS_KINDS:
-        return none
-    from char_pipeline.engine.faces import face_box
-
-    box = face_box(character.rgb)
-    if box is None:
-        return none
-    x, y, w, h = box
-    cy = int(np.clip(y + h // 2, 0, character.soft_mask.shape[0] - 1))
-    cx = int(np.clip(x + w // 2, 0, character.soft_mask.shape[1] - 1))
-    if character.soft_mask[cy, cx] < 128:  # a face beside the subject is not its face
-        return none
+    """The placed mesh's vertices inside the face found when the subject was rigged
+    (``Character.face_box``); none for kinds without a held face or without a face."""
+    if character.face_box is None or (character.subject_kind or "figure") not in (
+        HEAD_OVER_ARMS_KINDS
+    ):
+        return np.empty(0, np.int64)
+    x, y, w, h = character.face_box
     corners = np.array([[x, y], [x + w, y + h]], np.float64) @ placement[:, :2].T
     low, high = (corners + placement[:, 2]).min(axis=0), (corners + placement[:, 2]).max(axis=0)
     inside = np.all((vertices >= low) & (vertices <= high), axis=1)

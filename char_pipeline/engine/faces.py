@@ -9,6 +9,7 @@ sees. OpenCV's frontal-face cascade was tried first and missed a nodding head in
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from dataclasses import dataclass
 
@@ -18,10 +19,26 @@ MIN_FACE_SCORE = 0.5
 _LOCK = threading.Lock()  # one graph, not re-entrant
 
 
+def mediapipe_solutions():
+    """mediapipe's legacy ``solutions`` package, or None when mediapipe is absent."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # keep TFLite's start-up chatter quiet
+    try:
+        from google.protobuf import message_factory
+
+        # mediapipe 0.10.21's bindings call MessageFactory.GetPrototype, which protobuf 5+
+        # (Dagster's requirement) replaced by GetMessageClass: give them the old name.
+        if not hasattr(message_factory.MessageFactory, "GetPrototype"):
+            message_factory.MessageFactory.GetPrototype = lambda self, descriptor: (
+                message_factory.GetMessageClass(descriptor)
+            )
+        from mediapipe.python import solutions
+    except Exception:  # not installed, or its native parts do not load here
+        return None
+    return solutions
+
+
 @functools.cache
 def _detector():
-    from char_pipeline.engine.rig import mediapipe_solutions
-
     solutions = mediapipe_solutions()
     if solutions is None:
         return None
@@ -60,6 +77,26 @@ def face_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
         round(box.width * width),
         round(box.height * height),
     )
+
+
+def subject_face_box(
+    rgb: np.ndarray, soft_mask: np.ndarray, subject_kind: str | None
+) -> tuple[int, int, int, int] | None:
+    """The face a moving limb must not cover: found once when the reference is rigged (the
+    detector's first call costs ~0.5 s, so not per render), for kinds that have one, and only
+    when its centre lies on the subject (a face beside the subject is not its face)."""
+    from char_pipeline.engine.kinds import FACE_HELD_KINDS
+
+    if (subject_kind or "figure") not in FACE_HELD_KINDS:
+        return None
+    box = face_box(rgb)
+    if box is None:
+        return None
+    x, y, w, h = box
+    cy = int(np.clip(y + h // 2, 0, soft_mask.shape[0] - 1))
+    cx = int(np.clip(x + w // 2, 0, soft_mask.shape[1] - 1))
+    threshold = 128 if soft_mask.dtype == np.uint8 else 0.5
+    return box if soft_mask[cy, cx] >= threshold else None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,15 @@ def prepare_character(image_bytes: bytes) -> Character:
 def character_from(rgb: np.ndarray, mask: SubjectMask, rig: Rig) -> Character:
     """The renderers' view of a segmented, rigged reference."""
     return Character(
-        rgb, mask.soft, mask.bbox, rig.rest, mask.source, rig.kind, rig.mesh, rig.subject_kind
+        rgb,
+        mask.soft,
+        mask.bbox,
+        rig.rest,
+        mask.source,
+        rig.kind,
+        rig.mesh,
+        rig.subject_kind,
+        rig.face_box,
     )
 
 

@@ -83,6 +83,8 @@ class Character:
     rig_kind: str = "template"  # "face": a person's skeleton; "template": any other shape
     mesh: Mesh | None = None  # the rig's triangle mesh (reference pixels), if built
     subject_kind: str | None = None  # engine/kinds.py: which joints may move
+    # The detected face on the subject (x, y, w, h), which no moving limb may cover.
+    face_box: tuple[int, int, int, int] | None = None
 
     @property
     def limb_gain(self) -> float:

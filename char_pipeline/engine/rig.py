@@ -20,7 +20,6 @@ Everything here works offline; a missing MediaPipe install only skips the pose m
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,7 @@ from char_pipeline.engine.controls import (
     template_rest_pose,
 )
 from char_pipeline.engine.errors import InvalidInputError
+from char_pipeline.engine.faces import mediapipe_solutions, subject_face_box
 from char_pipeline.engine.kinds import SUBJECT_KINDS, classify_subject
 from char_pipeline.engine.limbs import choose_free_arm
 from char_pipeline.engine.mesh import Mesh, build_mesh
@@ -67,24 +67,6 @@ def detect_face(rgb: np.ndarray, binary_mask: np.ndarray) -> tuple[int, int, int
 
 
 _POSE_LOCK = threading.Lock()
-
-
-def mediapipe_solutions():
-    """mediapipe's legacy ``solutions`` package, or None when mediapipe is absent."""
-    os.environ.setdefault("GLOG_minloglevel", "2")  # keep TFLite's start-up chatter quiet
-    try:
-        from google.protobuf import message_factory
-
-        # mediapipe 0.10.21's bindings call MessageFactory.GetPrototype, which protobuf 5+
-        # (Dagster's requirement) replaced by GetMessageClass: give them the old name.
-        if not hasattr(message_factory.MessageFactory, "GetPrototype"):
-            message_factory.MessageFactory.GetPrototype = lambda self, descriptor: (
-                message_factory.GetMessageClass(descriptor)
-            )
-        from mediapipe.python import solutions
-    except Exception:  # not installed, or its native parts do not load here
-        return None
-    return solutions
 
 
 @functools.cache
@@ -187,6 +169,8 @@ class Rig:
     free_arm: str = "left"
     free_arm_reason: str = ""
     arm_figures: dict[str, Any] = field(default_factory=dict)
+    # The detected face on the subject, which no moving limb may cover (engine/faces.py).
+    face_box: tuple[int, int, int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -196,6 +180,7 @@ class Rig:
             "free_arm": self.free_arm,
             "free_arm_reason": self.free_arm_reason,
             "arm_figures": self.arm_figures,
+            "face_box": list(self.face_box) if self.face_box is not None else None,
             "rest_pose": self.rest.to_json(),
             "mesh": self.mesh.to_json(),
             "skeleton_graph": {
@@ -224,6 +209,7 @@ class Rig:
             free_arm=data.get("free_arm", "left"),  # rigs stored before limbs.py: as before
             free_arm_reason=data.get("free_arm_reason", ""),
             arm_figures=data.get("arm_figures", {}),
+            face_box=tuple(data["face_box"]) if data.get("face_box") is not None else None,
         )
 
 
@@ -299,7 +285,8 @@ def build_rig(
     free_arm, arm_reason, arm_figures = choose_free_arm(
         rest.joints, rest.subject_height, binary_mask, chosen
     )
-    return Rig(rest, kind, mesh, graph, chosen, reason, free_arm, arm_reason, arm_figures)
+    face = subject_face_box(rgb, soft_mask, chosen)
+    return Rig(rest, kind, mesh, graph, chosen, reason, free_arm, arm_reason, arm_figures, face)
 
 
 def estimate_rest_pose(

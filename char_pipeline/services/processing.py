@@ -137,6 +137,7 @@ def segment_reference(store: ArtifactStore, reference_id: str) -> Segmented:
         "kind_reason": rig.kind_reason,
         "free_arm": rig.free_arm,  # the arm "wave" lifts (engine/limbs.py)
         "free_arm_reason": rig.free_arm_reason,
+        "face_box": list(rig.face_box) if rig.face_box is not None else None,
         "rig_seconds": round(rig_seconds, 3),
         "mesh": {"vertices": len(rig.mesh.vertices), "triangles": len(rig.mesh.triangles)},
     }
@@ -167,9 +168,10 @@ def rest_pose(store: ArtifactStore, mask_record: dict) -> RestPose:
 
 def load_character(store: ArtifactStore, reference_id: str, mask_record: dict) -> Character:
     rgb, _ = load_reference_rgba(store, reference_id)
+    soft = decode_png(store.read_bytes(mask_record["mask_key"]))
     return Character(
         rgb=rgb,
-        soft_mask=decode_png(store.read_bytes(mask_record["mask_key"])),
+        soft_mask=soft,
         bbox=tuple(mask_record["bbox"]),
         rest=rest_pose(store, mask_record),
         mask_source=mask_record["source"],
@@ -178,7 +180,18 @@ def load_character(store: ArtifactStore, reference_id: str, mask_record: dict) -
         if mask_record.get("rig_key")
         else None,
         subject_kind=mask_record.get("subject_kind"),  # None for references rigged before kinds
+        face_box=_face_box(rgb, soft, mask_record),
     )
+
+
+def _face_box(rgb: np.ndarray, soft: np.ndarray, mask_record: dict) -> tuple | None:
+    """The face found at rigging; a reference rigged before faces were held looks once."""
+    if "face_box" in mask_record:
+        box = mask_record["face_box"]
+        return tuple(box) if box is not None else None
+    from char_pipeline.engine.faces import subject_face_box
+
+    return subject_face_box(rgb, soft, mask_record.get("subject_kind"))
 
 
 def render_frames(

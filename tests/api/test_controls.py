@@ -212,3 +212,18 @@ def test_clip_control_retargets_a_motion_capture_clip(api, auth, present_id):
         "/v1/control/clip", headers=auth, json={"reference_image_id": present_id, "clip": "moon"}
     )
     assert "wave_hello" in assert_envelope(unknown, 422, "InvalidMotionClip")["message"]
+    # Looped by default (a GIF plays it round): the tail eases into the first pose.
+    assert clip["loop"] is True and clip["subject_kind"] == "object"
+    open_clip = api.post("/v1/control/clip", headers=auth, json={**body, "loop": False}).json()
+    assert open_clip["loop"] is False
+    first = np.array(clip["z_sequence"][0])
+    seam = np.abs(np.array(clip["z_sequence"][-1]) - first).max()
+    open_seam = np.abs(np.array(open_clip["z_sequence"][-1]) - first).max()
+    assert seam < open_seam
+    assert clip["z_sequence"][:10] == open_clip["z_sequence"][:10]
+    four_legged = api.post(
+        "/v1/control/clip",
+        headers=auth,
+        json={"reference_image_id": present_id, "clip": "quadruped_walk"},
+    )
+    assert "four legs" in assert_envelope(four_legged, 422, "InvalidMotionClip")["message"]
