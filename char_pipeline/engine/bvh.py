@@ -252,10 +252,46 @@ def world_positions(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
     return positions, ends
 
 
-def _resampled(clip: Clip, fps: float, steps: int | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Joint and end-site positions at the video's frames (linear between the clip's)."""
+@dataclass
+class _Posed:
+    """A clip's joints at the video's frames, by COCO name (linear between the clip's frames)."""
+
+    positions: np.ndarray  # (T, J, 3)
+    ends: np.ndarray  # (T, J, 3) end sites, NaN without one
+    found: dict[str, int | None]
+
+    @property
+    def count(self) -> int:
+        return len(self.positions)
+
+    def at(self, coco: str) -> np.ndarray:
+        return self.positions[:, self.found[coco]]
+
+    def mid(self, side: str) -> np.ndarray:
+        """Between the left and right joint of ``side`` ("hip", "shoulder")."""
+        return (self.at(f"left_{side}") + self.at(f"right_{side}")) / 2
+
+    def head(self) -> np.ndarray:
+        """The head joint's end site (the nose), else the head joint."""
+        end = self.ends[:, self.found["head"]]
+        return end if np.isfinite(end).all() else self.at("head")
+
+
+def _pose_clip(
+    clip: Clip, table: dict[str, tuple[str, ...]], fps: float, steps: int | None
+) -> _Posed:
+    """The clip's joints named by ``table`` (a 422 listing any it lacks), at ``fps`` for its
+    own duration or spread over ``steps`` frames."""
     if fps <= 0:
         raise MotionClipError("fps must be positive.")
+    found = {coco: clip.find(names) for coco, names in table.items()}
+    missing = [coco for coco, index in found.items() if index is None and coco != "neck"]
+    if missing:
+        raise MotionClipError(
+            "The clip's skeleton lacks joints the retargeting needs: "
+            + ", ".join(f"{coco} ({'/'.join(table[coco])})" for coco in missing),
+            missing=missing,
+        )
     positions, ends = world_positions(clip)
     count = steps or max(1, round(clip.seconds * fps))
     times = np.arange(count) * (clip.seconds / count if steps else 1.0 / fps)
@@ -266,19 +302,7 @@ def _resampled(clip: Clip, fps: float, steps: int | None) -> tuple[np.ndarray, n
     positions, ends = (
         array[low] * (1 - share) + array[high] * share for array in (positions, ends)
     )
-    return positions, ends, count
-
-
-def _found(clip: Clip, table: dict[str, tuple[str, ...]]) -> dict[str, int]:
-    found = {coco: clip.find(names) for coco, names in table.items()}
-    missing = [coco for coco, index in found.items() if index is None and coco != "neck"]
-    if missing:
-        raise MotionClipError(
-            "The clip's skeleton lacks joints the retargeting needs: "
-            + ", ".join(f"{coco} ({'/'.join(table[coco])})" for coco in missing),
-            missing=missing,
-        )
-    return found  # type: ignore[return-value]
+    return _Posed(positions, ends, found)
 
 
 def is_four_legged(clip: Clip) -> bool:
@@ -307,16 +331,9 @@ def retarget(
             f"quadruped), and this reference's subject is {subject_kind or 'not one'}.",
             subject_kind=subject_kind,
         )
-    found = _found(clip, BVH_JOINTS)
-    positions, ends, count = _resampled(clip, fps, steps)
-
-    def at(coco: str) -> np.ndarray:
-        return positions[:, found[coco]]
-
-    head_end = ends[:, found["head"]]
-    head = head_end if np.isfinite(head_end).all() else at("head")
-    hips = (at("left_hip") + at("right_hip")) / 2
-    neck = (at("left_shoulder") + at("right_shoulder")) / 2
+    posed = _pose_clip(clip, BVH_JOINTS, fps, steps)
+    at, count = posed.at, posed.count
+    head, hips, neck = posed.head(), posed.mid("hip"), posed.mid("shoulder")
     # The clip's own frame, from its first pose: x from right hip to left hip, up from the
     # hips to the neck, depth the third axis (toward the viewer when the clip faces it).
     lateral = at("left_hip")[0] - at("right_hip")[0]
@@ -388,16 +405,9 @@ def _retarget_side(clip: Clip, rest: RestPose, *, fps: float, steps: int | None)
     own bone lengths; the head turns by the clip's change of neck → head direction; the
     hips' travel and bob become root motion, in the clip's heights."""
     four_legged = is_four_legged(clip)
-    found = _found(clip, QUADRUPED_BVH_JOINTS if four_legged else BVH_JOINTS)
-    positions, ends, count = _resampled(clip, fps, steps)
-
-    def at(coco: str) -> np.ndarray:
-        return positions[:, found[coco]]
-
-    head_end = ends[:, found["head"]]
-    head = head_end if np.isfinite(head_end).all() else at("head")
-    hips = (at("left_hip") + at("right_hip")) / 2
-    chest = (at("left_shoulder") + at("right_shoulder")) / 2
+    posed = _pose_clip(clip, QUADRUPED_BVH_JOINTS if four_legged else BVH_JOINTS, fps, steps)
+    at, count = posed.at, posed.count
+    head, hips, chest = posed.head(), posed.mid("hip"), posed.mid("shoulder")
     feet = [at(name)[0] for name in ("left_ankle", "right_ankle", "left_wrist", "right_wrist")]
     ground = np.mean(feet if four_legged else feet[:2], axis=0)
     # An animal's forward is its spine (hips → chest), its up the rest of hips − feet; a
@@ -418,7 +428,7 @@ def _retarget_side(clip: Clip, rest: RestPose, *, fps: float, steps: int | None)
     j = JOINT_INDEX
     rest_pelvis = (rest.joints[j["left_hip"]] + rest.joints[j["right_hip"]]) / 2
     facing = 1.0 if rest.joints[j["nose"], 0] >= rest_pelvis[0] else -1.0
-    everything = np.concatenate([positions[0], head[:1]])
+    everything = np.concatenate([posed.positions[0], head[:1]])
     height = float(np.ptp(everything @ up)) or 1.0
 
     def plane(points: np.ndarray) -> np.ndarray:  # picture coordinates: x right, y down
@@ -434,7 +444,7 @@ def _retarget_side(clip: Clip, rest: RestPose, *, fps: float, steps: int | None)
             [np.sin(angle), np.cos(angle)], axis=1
         )
     # The head turns about the withers by the clip's change of neck → head direction.
-    neck = at("neck") if found.get("neck") is not None else chest
+    neck = at("neck") if posed.found.get("neck") is not None else chest
     head_dir = plane(head - neck)
     turn = np.arctan2(head_dir[:, 1], head_dir[:, 0])
     turn = np.unwrap(turn - turn[0])
