@@ -27,7 +27,7 @@ from char_pipeline.engine.controls import (
 )
 
 ARM_SIDES = ("left", "right")
-# Kinds whose arms move (engine/kinds.py); the others keep the left (their arms stay still).
+# Kinds that play one-arm motions (engine/kinds.py: wave → nod or jump for the others).
 ARM_KINDS = ("person", "figure")
 ARM_JOINTS = ("shoulder", "elbow", "wrist")
 FOREARM_SAMPLES = 11
@@ -110,7 +110,7 @@ def choose_free_arm(
     arms = {side: arm_freedom(joints, subject_height, binary_mask, side) for side in ARM_SIDES}
     figures = {side: arm.to_json() for side, arm in arms.items()}
     if subject_kind not in ARM_KINDS:
-        return "left", f"a {subject_kind}: its arms do not move", figures
+        return "left", f"a {subject_kind}: no one-arm motion applies to it", figures
     left, right = arms["left"], arms["right"]
     if max(left.score, right.score) < FREE:
         return "left", f"neither arm is free (scores {_scores(arms)}): the left", figures
