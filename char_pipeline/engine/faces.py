@@ -47,28 +47,32 @@ def _detector():
     )
 
 
-def face_score(rgb: np.ndarray) -> float | None:
-    """The best face detection score in the picture (0 when none), or None without the
-    detector (mediapipe not installed)."""
+def _detections(rgb: np.ndarray) -> list | None:
+    """The detector's faces in the picture, or None without the detector."""
     detector = _detector()
     if detector is None:
         return None
     with _LOCK:
         result = detector.process(np.ascontiguousarray(rgb[..., :3]))
-    return max((float(d.score[0]) for d in result.detections or ()), default=0.0)
+    return list(result.detections or ())
+
+
+def face_score(rgb: np.ndarray) -> float | None:
+    """The best face detection score in the picture (0 when none), or None without the
+    detector (mediapipe not installed)."""
+    detections = _detections(rgb)
+    if detections is None:
+        return None
+    return max((float(d.score[0]) for d in detections), default=0.0)
 
 
 def face_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     """The best-scoring face's box (x, y, w, h; pixels) at MIN_FACE_SCORE or above, or None
     (no face, or no detector): the region a moving limb must not cover (engine/deform.py)."""
-    detector = _detector()
-    if detector is None:
+    detections = _detections(rgb)
+    if not detections:
         return None
-    with _LOCK:
-        result = detector.process(np.ascontiguousarray(rgb[..., :3]))
-    if not result.detections:
-        return None
-    best = max(result.detections, key=lambda d: float(d.score[0]))
+    best = max(detections, key=lambda d: float(d.score[0]))
     box = best.location_data.relative_bounding_box
     height, width = rgb.shape[:2]
     return (

@@ -137,9 +137,9 @@ def _has_cat_face(rgb: np.ndarray) -> bool:
 
 
 TORSO = [JOINT_INDEX[name] for name in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
-TRAVELLING_KINDS = ("object", "animal")
+TRAVELLING_KINDS = ("object", "animal")  # kinds whose torso joints are still
 # Kinds whose detected face no moving limb may cover (engine/deform.py holds it).
-FACE_HELD_KINDS = ("person", "portrait", "figure")  # kinds whose torso joints are still
+FACE_HELD_KINDS = ("person", "portrait", "figure")
 
 
 @functools.cache
